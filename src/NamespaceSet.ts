@@ -1,0 +1,647 @@
+/**
+ * A namespace set (gonso's `Set`): a handful of open namespace file descriptors, one per kind,
+ * owned by a Scope. Sets come from the current thread, a pid, a directory, files such as
+ * `/run/netns/NAME`, or from {@link unshare}, which makes new namespaces without touching the
+ * caller's thread. {@link run} and {@link enter} do work inside a set on a pinned thread.
+ *
+ * The fds are closed exactly once, when the set's Scope closes and no operation still uses them;
+ * every operation on a closed set fails with `SetClosed` instead of reaching the kernel with fd
+ * numbers that may by then belong to someone else.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import { Effect, Predicate, Scope, Semaphore } from "effect"
+import { dual } from "effect/Function"
+import { type Pipeable, pipeArguments } from "effect/Pipeable"
+import * as Kind from "./NamespaceKind.ts"
+import type { NamespaceKind } from "./NamespaceKind.ts"
+import {
+  InvalidKind,
+  KindMismatch,
+  KindNotInSet,
+  NamespaceNotFound,
+  NotANamespace,
+  PermissionDenied,
+  ProcessNotFound,
+  SetClosed,
+  SystemError,
+  type ThreadFailure,
+  UnsupportedKind,
+  UserNamespaceNotEnterable,
+  type PayloadTooLarge
+} from "./NamespaceError.ts"
+import { PinnedThreads, type Thread } from "./PinnedThreads.ts"
+import type { NamespaceId, Task } from "./Task.ts"
+import * as libc from "./internal/libc.ts"
+import type { Member, Request, Response, TaskSpec } from "./internal/protocol.ts"
+import { fromSyscall, fromWire } from "./internal/wire.ts"
+
+const TypeId = "~gonso/NamespaceSet" as const
+
+/**
+ * A scoped set of namespaces, at most one of each kind.
+ *
+ * @since 0.1.0
+ */
+export interface NamespaceSet extends Pipeable {
+  readonly [TypeId]: typeof TypeId
+  /** The kinds the set holds, in the order a thread enters them. */
+  readonly kinds: ReadonlyArray<NamespaceKind>
+}
+
+class SetImpl implements NamespaceSet {
+  readonly [TypeId] = TypeId
+  readonly kinds: ReadonlyArray<NamespaceKind>
+  readonly members: ReadonlyMap<NamespaceKind, Member>
+  closed = false
+  users = 0
+  constructor(members: ReadonlyArray<Member>) {
+    const byKind = new Map(members.map((member) => [member.kind, member]))
+    this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
+    this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
+  }
+  pipe() {
+    return pipeArguments(this, arguments)
+  }
+  toJSON() {
+    return { _id: "NamespaceSet", closed: this.closed, namespaces: this.kinds.map((kind) => idString(this.members.get(kind)!)) }
+  }
+  toString() {
+    return `NamespaceSet(${this.closed ? "closed" : this.kinds.map((kind) => idString(this.members.get(kind)!)).join(", ")})`
+  }
+  closeFds() {
+    for (const member of this.members.values()) libc.close(member.fd)
+  }
+}
+
+const idString = (member: Member) => `${member.kind}:[${member.ino}]`
+
+/**
+ * Whether `u` is a {@link NamespaceSet}.
+ *
+ * @since 0.1.0
+ */
+export const isNamespaceSet = (u: unknown): u is NamespaceSet => Predicate.hasProperty(u, TypeId)
+
+const impl = (set: NamespaceSet) => set as SetImpl
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------------------------
+
+type OpenError = InvalidKind | NotANamespace | KindMismatch | NamespaceNotFound | ProcessNotFound | PermissionDenied | SystemError
+
+/** Runs `f`, turning gonso's typed errors into failures and anything else into a defect. */
+const attempt = <A, E>(f: () => A): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (error) {
+      if (Predicate.hasProperty(error, "_tag")) return Effect.fail(error as E)
+      return Effect.die(error)
+    }
+  })
+
+const validKinds = (operation: string, kinds: ReadonlyArray<unknown>): ReadonlyArray<NamespaceKind> => {
+  for (const kind of kinds) {
+    if (!Kind.isNamespaceKind(kind)) throw new InvalidKind({ operation, kind: String(kind) })
+  }
+  return [...new Set(kinds as ReadonlyArray<NamespaceKind>)]
+}
+
+// O_NONBLOCK and O_NOCTTY keep a path that turns out to be a FIFO or a terminal from blocking or
+// being adopted; namespace files ignore both.
+const O_NONBLOCK = 0o4000
+const O_NOCTTY = 0o400
+
+const openMember = (operation: string, kind: NamespaceKind, path: string, pid?: number): Member => {
+  let fd: number
+  try {
+    fd = libc.open(path, O_NONBLOCK | O_NOCTTY)
+  } catch (error) {
+    if (!(error instanceof libc.SyscallFailure)) throw error
+    if (pid !== undefined && (error.errno === "ESRCH" || !fs.existsSync(`/proc/${pid}`))) {
+      throw new ProcessNotFound({ operation, pid })
+    }
+    if (error.errno === "ENOENT") throw new NamespaceNotFound({ path, kind })
+    throw fromSyscall(error, operation, { kind, path, ...(pid === undefined ? {} : { pid }) })
+  }
+  try {
+    let type: number
+    try {
+      type = libc.namespaceType(fd)
+    } catch (error) {
+      if (error instanceof libc.SyscallFailure && (error.errno === "ENOTTY" || error.errno === "EINVAL")) {
+        throw new NotANamespace({ path, expected: kind })
+      }
+      throw error
+    }
+    const actual = Kind.fromCloneFlag(type)
+    if (actual === undefined) throw new NotANamespace({ path, expected: kind })
+    if (actual !== kind) throw new KindMismatch({ path, expected: kind, actual })
+    const stats = fs.fstatSync(fd)
+    return { kind, fd, dev: stats.dev, ino: stats.ino }
+  } catch (error) {
+    libc.close(fd)
+    throw error
+  }
+}
+
+/** Opens every `[kind, path]`, all or nothing, as a set owned by the current Scope. */
+const open = (
+  operation: string,
+  paths: ReadonlyArray<readonly [NamespaceKind, string]>,
+  pid?: number
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
+  adopt(attempt<ReadonlyArray<Member>, OpenError>(() => {
+    const members: Array<Member> = []
+    try {
+      for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
+    } catch (error) {
+      for (const member of members) libc.close(member.fd)
+      throw error
+    }
+    return members
+  }))
+
+/**
+ * Makes a set of fds that are already open, owned by the current Scope from this moment on: the
+ * acquisition is uninterruptible, so fds are never left without an owner.
+ */
+const adopt = <E, R>(members: Effect.Effect<ReadonlyArray<Member>, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.map(members, (members) => new SetImpl(members)),
+    (set) =>
+      Effect.sync(() => {
+        set.closed = true
+        if (set.users === 0) set.closeFds()
+      })
+  )
+
+/**
+ * Holds `set` open while `f` runs: a set whose Scope closes meanwhile keeps its fds until `f` is
+ * done, so a pinned thread never joins an fd number that was closed and reused under it.
+ */
+const withMembers = <A, E, R>(
+  set: NamespaceSet,
+  operation: string,
+  f: (members: ReadonlyMap<NamespaceKind, Member>) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SetClosed, R> =>
+  Effect.suspend<A, E | SetClosed, R>(() => {
+    const self = impl(set)
+    if (self.closed) return Effect.fail(new SetClosed({ operation }))
+    self.users++
+    return Effect.ensuring(
+      f(self.members),
+      Effect.sync(() => {
+        self.users--
+        if (self.closed && self.users === 0) self.closeFds()
+      })
+    )
+  })
+
+const selectKinds = (
+  operation: string,
+  set: NamespaceSet,
+  kinds: ReadonlyArray<NamespaceKind> | undefined
+): ReadonlyArray<NamespaceKind> => {
+  if (kinds === undefined) return set.kinds
+  const valid = validKinds(operation, kinds)
+  for (const kind of valid) if (!set.kinds.includes(kind)) throw new KindNotInSet({ operation, kind })
+  return valid
+}
+
+/**
+ * The calling thread's namespaces of the given kinds (default: every kind but user, as gonso's
+ * `Current`). For pid and time this is the namespace the thread's children are born in. Called
+ * from the main thread, these are the process's own namespaces.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.current(["net", "uts"])
+ *   return yield* NamespaceSet.id(host, "net") // "net:[4026531840]"
+ * }))
+ * ```
+ */
+export const current = (
+  kinds: ReadonlyArray<NamespaceKind> = Kind.defaultKinds
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
+  withValidKinds("NamespaceSet.current", kinds, (valid) =>
+    open("NamespaceSet.current", valid.map((kind) => [kind, `/proc/thread-self/ns/${Kind.childrenFile[kind]}`])))
+
+/**
+ * The namespaces of process `pid` (gonso's `FromPid`), from `/proc/PID/ns`. A pid with no process
+ * fails with `ProcessNotFound`.
+ *
+ * @since 0.1.0
+ */
+export const fromPid = (
+  pid: number,
+  kinds: ReadonlyArray<NamespaceKind> = Kind.defaultKinds
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
+  Effect.suspend(() => {
+    if (!Number.isSafeInteger(pid) || pid <= 0) return Effect.fail(new ProcessNotFound({ operation: "NamespaceSet.fromPid", pid }))
+    return withValidKinds("NamespaceSet.fromPid", kinds, (valid) =>
+      open("NamespaceSet.fromPid", valid.map((kind) => [kind, `/proc/${pid}/ns/${kind}`]), pid))
+  })
+
+/**
+ * The namespace files `dir/<kind>` of the given kinds (gonso's `FromDir`), e.g. a directory that
+ * `/proc/PID/ns` or a persisted set was bind-mounted to.
+ *
+ * @since 0.1.0
+ */
+export const fromPath = (
+  dir: string,
+  kinds: ReadonlyArray<NamespaceKind>
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
+  withValidKinds("NamespaceSet.fromPath", kinds, (valid) =>
+    open("NamespaceSet.fromPath", valid.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`])))
+
+/**
+ * One file per kind, e.g. `{ net: "/run/netns/blue" }`. Each file must be a namespace of its key's
+ * kind: another file fails with `NotANamespace`, a namespace of another kind with `KindMismatch`.
+ *
+ * @since 0.1.0
+ */
+export const fromFiles = (
+  files: Partial<Record<NamespaceKind, string>>
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> => {
+  const entries = Object.entries(files).filter(([, path]) => path !== undefined) as Array<[string, string]>
+  return withValidKinds("NamespaceSet.fromFiles", entries.map(([kind]) => kind as NamespaceKind), () =>
+    open("NamespaceSet.fromFiles", entries as Array<[NamespaceKind, string]>))
+}
+
+const withValidKinds = <A, E, R>(
+  operation: string,
+  kinds: ReadonlyArray<NamespaceKind>,
+  f: (kinds: ReadonlyArray<NamespaceKind>) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | InvalidKind, R> =>
+  Effect.suspend<A, E | InvalidKind, R>(() => {
+    for (const kind of kinds) {
+      if (!Kind.isNamespaceKind(kind)) return Effect.fail(new InvalidKind({ operation, kind: String(kind) }))
+    }
+    return f([...new Set(kinds)])
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Reading a set
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A new set holding duplicates of `set`'s fds of the given kinds (default: all), owned by the
+ * current Scope and independent of `set`'s. `dup(set, kinds without "user")` makes a set that a
+ * thread can enter from one that holds a user namespace.
+ *
+ * @since 0.1.0
+ */
+export const dup: {
+  (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<NamespaceSet, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+  (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<NamespaceSet, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+} = dual(
+  (args) => isNamespaceSet(args[0]),
+  (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>) =>
+    withMembers(set, "NamespaceSet.dup", (members) =>
+      adopt(attempt<ReadonlyArray<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
+        duplicate("NamespaceSet.dup", selectKinds("NamespaceSet.dup", set, kinds).map((kind) => members.get(kind)!))
+      )))
+)
+
+const duplicate = (operation: string, members: ReadonlyArray<Member>): Array<Member> => {
+  const copies: Array<Member> = []
+  try {
+    for (const member of members) copies.push({ ...member, fd: libc.dupCloexec(member.fd) })
+  } catch (error) {
+    for (const copy of copies) libc.close(copy.fd)
+    throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation) : error
+  }
+  return copies
+}
+
+/**
+ * Close-on-exec duplicates of the set's fds (default: every kind), for callers that hand them on
+ * (to `setns` in their own native code, or to a child through its stdio). They are closed when the
+ * current Scope closes.
+ *
+ * @since 0.1.0
+ */
+export const fds = (
+  set: NamespaceSet,
+  kinds?: ReadonlyArray<NamespaceKind>
+): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
+  withMembers(set, "NamespaceSet.fds", (members) =>
+    Effect.acquireRelease(
+      attempt<Array<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
+        duplicate("NamespaceSet.fds", selectKinds("NamespaceSet.fds", set, kinds).map((kind) => members.get(kind)!))
+      ),
+      (copies) => Effect.sync(() => copies.forEach((copy) => libc.close(copy.fd)))
+    ).pipe(Effect.map((copies) => Object.fromEntries(copies.map((copy) => [copy.kind, copy.fd]))))
+  )
+
+/**
+ * The namespace of `kind` in the set, as the kernel names it (`"net:[4026531840]"`) and by its
+ * nsfs dev+inode. Two namespaces are the same exactly when dev and inode are equal, and only while
+ * an fd keeps them alive: the kernel reuses the inode numbers of destroyed namespaces.
+ *
+ * @since 0.1.0
+ */
+export const identity = (
+  set: NamespaceSet,
+  kind: NamespaceKind
+): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind> =>
+  withMembers(set, "NamespaceSet.identity", (members) =>
+    attempt(() => {
+      const [valid] = selectKinds("NamespaceSet.identity", set, [kind])
+      const member = members.get(valid!)!
+      return { kind: member.kind, id: idString(member), dev: member.dev, ino: member.ino }
+    }))
+
+/**
+ * The kernel's name of the set's namespace of `kind`, as `readlink /proc/PID/ns/KIND` prints it
+ * (gonso's `ID`).
+ *
+ * @since 0.1.0
+ */
+export const id = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind> =>
+  Effect.map(identity(set, kind), (identity) => identity.id)
+
+/**
+ * Whether two sets hold the same kinds and, for each, the same namespace (by dev+inode).
+ *
+ * @since 0.1.0
+ */
+export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed> =>
+  withMembers(self, "NamespaceSet.equals", (a) =>
+    withMembers(that, "NamespaceSet.equals", (b) =>
+      Effect.sync(() =>
+        a.size === b.size &&
+        [...a.values()].every((member) => {
+          const other = b.get(member.kind)
+          return other !== undefined && other.dev === member.dev && other.ino === member.ino
+        })
+      )))
+
+/**
+ * The kinds a set holds, in the order a thread enters them.
+ *
+ * @since 0.1.0
+ */
+export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.kinds
+
+// ---------------------------------------------------------------------------------------------
+// Doing work inside a set
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of {@link run} and {@link enter}.
+ *
+ * @since 0.1.0
+ */
+export interface RunOptions {
+  /**
+   * Return the thread to its baseline namespaces afterwards and reuse it (default `true`).
+   * `false` drops the thread, as gonso's `DoRaw(f, false)`.
+   */
+  readonly restore?: boolean | undefined
+}
+
+type EnterError = SetClosed | UserNamespaceNotEnterable | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
+
+const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> =>
+  members.has("user") ? Effect.fail(new UserNamespaceNotEnterable({ operation })) : Effect.succeed([...members.values()])
+
+/**
+ * Reads a pinned thread's response: records whether the thread may be reused, and turns the
+ * task's outcome into the Effect's result.
+ */
+const settle = <A, E>(thread: Thread, response: Response, restore: boolean): Effect.Effect<A, E> => {
+  if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
+  else if (!restore) thread.dropReason ??= "restore: false"
+  const outcome = response.outcome
+  if (outcome === undefined) return Effect.void as Effect.Effect<A>
+  return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
+}
+
+const spec = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args })
+
+/**
+ * Runs `task` on a pinned thread inside the set's namespaces (gonso's `Do` and `DoRaw`).
+ *
+ * The thread joins the set's kinds in {@link NamespaceKind.enterOrder}, runs the task, and, unless
+ * `restore` is `false`, returns to its baseline namespaces; the kernel's view of every kind it
+ * touched (and, after user code, of every kind, the working directory and the root) is then
+ * compared with the baseline by dev+inode. The thread goes back to the pool only when all of that
+ * holds; it is dropped (terminated, never reused) when `restore` is `false`, the task tainted it,
+ * restoring or verifying failed, the task died, or the Effect was interrupted while it ran.
+ * A typed failure of the task still restores the thread.
+ *
+ * The calling thread is never moved. A set holding a user namespace cannot be entered
+ * (`UserNamespaceNotEnterable`): `dup` it without `"user"`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const links = NamespaceSet.run(isolated, Task.exec("ip", ["-o", "link"]))
+ * ```
+ */
+export const run: {
+  <A, E>(task: Task<A, E>, options?: RunOptions): (set: NamespaceSet) => Effect.Effect<A, E | EnterError, PinnedThreads>
+  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions): Effect.Effect<A, E | EnterError, PinnedThreads>
+} = dual(
+  (args) => isNamespaceSet(args[0]),
+  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) => {
+    const restore = options?.restore ?? true
+    return withMembers(set, "NamespaceSet.run", (members) =>
+      Effect.flatMap(enterable("NamespaceSet.run", members), (enter) =>
+        PinnedThreads.use((threads) =>
+          threads.use((thread) =>
+            Effect.flatMap(
+              thread.call({ enter, task: spec(task as Task<unknown, unknown>), leave: restore }),
+              (response) => settle<A, E | EnterError>(thread, response, restore)
+            )
+          ))))
+  }
+)
+
+/**
+ * A pinned thread inside a set, from {@link enter}: run several tasks in a row on the same thread
+ * and in the same namespaces.
+ *
+ * @since 0.1.0
+ */
+export interface EnteredThread {
+  /** The pinned thread's tid. */
+  readonly tid: number
+  /** Runs a task on the thread. Tasks run one at a time, in order. */
+  readonly run: <A, E>(task: Task<A, E>) => Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
+}
+
+/**
+ * Leases a pinned thread and moves it into the set for the life of the current Scope. Closing the
+ * Scope is the restore step, a finalizer: the thread returns to its baseline and is verified as in
+ * {@link run}, or is dropped under the same rules.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const inside = yield* NamespaceSet.enter(set)
+ *   yield* inside.run(Task.setHostname("box"))
+ *   return yield* inside.run(Task.exec("hostname"))
+ * }))
+ * ```
+ */
+export const enter = (
+  set: NamespaceSet,
+  options?: RunOptions
+): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
+  Effect.gen(function*() {
+    const restore = options?.restore ?? true
+    const self = impl(set)
+    if (self.closed) return yield* new SetClosed({ operation: "NamespaceSet.enter" })
+    const members = yield* enterable("NamespaceSet.enter", self.members)
+    // Hold the set's fds for as long as the thread may be inside it.
+    self.users++
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        self.users--
+        if (self.closed && self.users === 0) self.closeFds()
+      })
+    )
+    const thread = yield* PinnedThreads.use((threads) => threads.lease)
+    yield* Effect.flatMap(thread.call({ enter: members }), (response) => settle<void, EnterError>(thread, response, true))
+    let open = true
+    yield* Effect.addFinalizer(() => {
+      open = false
+      return restore
+        ? Effect.flatMap(thread.call({ leave: true }), (response) => settle<void, EnterError>(thread, response, true)).pipe(
+          Effect.catch((error) =>
+            Effect.sync(() => {
+              thread.dropReason ??= `restore failed: ${error.message}`
+            })
+          )
+        )
+        : Effect.sync(() => {
+          thread.dropReason ??= "restore: false"
+        })
+    })
+    const lock = yield* Semaphore.make(1)
+    return {
+      tid: thread.tid,
+      run: <A, E>(task: Task<A, E>) =>
+        lock.withPermits(1)(
+          Effect.suspend(() =>
+            open
+              ? Effect.flatMap(thread.call({ task: spec(task as Task<unknown, unknown>) }), (response) =>
+                settle<A, E | SetClosed | ThreadFailure | PayloadTooLarge>(thread, response, true))
+              : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
+          )
+        )
+    }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Making namespaces
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of {@link unshare}.
+ *
+ * @since 0.1.0
+ */
+export interface UnshareOptions {
+  /**
+   * For a new mount namespace: the propagation of every mount in it. `"private"` (the default, as
+   * util-linux `unshare`) keeps mounts made inside from reaching the parent namespace and back;
+   * `"slave"` receives the parent's mounts but sends none; `"unchanged"` keeps the copied
+   * propagation, so mounts under shared mount points propagate both ways.
+   */
+  readonly propagation?: "private" | "slave" | "unchanged" | undefined
+}
+
+type UnshareError = EnterError | InvalidKind | UnsupportedKind
+
+const unsupported: Partial<Record<NamespaceKind, string>> = {
+  user: "new user namespaces are not supported yet: a thread of a multithreaded process cannot unshare one",
+  pid: "new pid namespaces are not supported yet: they need an init process that the set owns"
+}
+
+/**
+ * New namespaces of `kinds`, with the set's other namespaces carried over (gonso's `Set.Unshare`).
+ *
+ * A pinned thread joins `set`, calls `unshare(2)` for `kinds` and opens the new namespaces, then
+ * returns to its baseline and is verified as in {@link run}; the caller's thread never moves. A
+ * new namespace is a child of (a copy of) the set's namespace of that kind where the kernel has
+ * such a notion: a new mount namespace copies the set's mounts. The result is owned by the current
+ * Scope.
+ *
+ * Kinds here: cgroup, ipc, mnt, net, time and uts. A thread cannot leave a time namespace it made
+ * (the kernel allows `setns` into time namespaces only to single-threaded processes), so that
+ * thread is dropped and replaced afterwards.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
+ * ```
+ */
+export const unshare: {
+  (kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions): (set: NamespaceSet) => Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope>
+} = dual(
+  (args) => isNamespaceSet(args[0]),
+  (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
+    withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
+      for (const kind of valid) {
+        const reason = unsupported[kind]
+        if (reason !== undefined) return Effect.fail(new UnsupportedKind({ operation: "NamespaceSet.unshare", kind, reason }))
+      }
+      return withMembers(set, "NamespaceSet.unshare", (members) =>
+        Effect.flatMap(enterable("NamespaceSet.unshare", members), (enter) => {
+          const request: Request = {
+            enter,
+            task: { op: "unshare", args: { kinds: valid, propagation: options?.propagation ?? "private" } },
+            leave: true
+          }
+          // The new fds exist in this process from the moment the thread opens them, so the whole
+          // exchange is one uninterruptible acquisition: they always get an owner.
+          return adopt(
+            PinnedThreads.use((threads) =>
+              threads.use((thread) =>
+                Effect.flatMap(thread.call(request), (response) => settle<ReadonlyArray<Member>, never>(thread, response, true))
+              )
+            ).pipe(
+              Effect.flatMap((created) =>
+                attempt<ReadonlyArray<Member>, SystemError | PermissionDenied>(() => {
+                  const carried = [...members.values()].filter((member) => !valid.includes(member.kind))
+                  try {
+                    return [...created, ...duplicate("NamespaceSet.unshare", carried)]
+                  } catch (error) {
+                    for (const member of created) libc.close(member.fd)
+                    throw error
+                  }
+                })
+              )
+            )
+          )
+        }))
+    })
+)
+
+/**
+ * New namespaces of `kinds` for a set of just those kinds (gonso's package-level `Unshare`):
+ * `unshare(current(kinds), kinds)`.
+ *
+ * @since 0.1.0
+ */
+export const unshareCurrent = (
+  kinds: ReadonlyArray<NamespaceKind>,
+  options?: UnshareOptions
+): Effect.Effect<NamespaceSet, UnshareError | OpenError, PinnedThreads | Scope.Scope> =>
+  Effect.flatMap(Scope.Scope, (outer) =>
+    Effect.scoped(
+      Effect.flatMap(current(kinds), (parent) => Scope.provide(outer)(unshare(parent, kinds, options)))
+    ))

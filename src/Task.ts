@@ -1,0 +1,208 @@
+/**
+ * What runs on a pinned thread inside a namespace set. A `Task` is a description, not a function:
+ * closures cannot cross threads, so the built-in tasks name an operation that the thread carries
+ * out with synchronous calls (which see the thread's namespaces), and user code runs as a function
+ * exported from a module that the thread imports ({@link module}).
+ *
+ * @since 0.1.0
+ */
+import type { NamespaceKind } from "./NamespaceKind.ts"
+import type { CommandNotFound, ModuleTaskError, PermissionDenied, SystemError } from "./NamespaceError.ts"
+
+const TypeId = "~gonso/Task" as const
+
+/**
+ * A task that succeeds with `A` or fails with `E` when run with `NamespaceSet.run`.
+ *
+ * @since 0.1.0
+ */
+export interface Task<out A, out E = never> {
+  readonly [TypeId]: {
+    readonly _A: (_: never) => A
+    readonly _E: (_: never) => E
+  }
+  /** The operation the pinned thread performs. */
+  readonly op: string
+  /** Its arguments, sent to the thread by structured clone. */
+  readonly args: unknown
+}
+
+const variance = { _A: (_: never) => _, _E: (_: never) => _ }
+
+const make = <A, E = never>(op: string, args?: unknown): Task<A, E> => ({ [TypeId]: variance, op, args })
+
+/**
+ * Whether `u` is a {@link Task}.
+ *
+ * @since 0.1.0
+ */
+export const isTask = (u: unknown): u is Task<unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * One namespace as the kernel names it: `id` is the `readlink` of its `/proc` file
+ * (`"net:[4026531840]"`), `dev` and `ino` its nsfs identity.
+ *
+ * @since 0.1.0
+ */
+export interface NamespaceId {
+  readonly kind: NamespaceKind
+  readonly id: string
+  readonly dev: number
+  readonly ino: number
+}
+
+/**
+ * What {@link identify} reports: the thread's tid and, for each kind, the namespace that the thread
+ * (for pid and time: the thread's children) is in.
+ *
+ * @since 0.1.0
+ */
+export interface ThreadIdentity {
+  readonly tid: number
+  readonly namespaces: Readonly<Record<NamespaceKind, NamespaceId>>
+}
+
+/**
+ * The pinned thread's kernel thread id (`gettid`). Cheap: the trivial task.
+ *
+ * @since 0.1.0
+ */
+export const tid: Task<number> = make("tid")
+
+/**
+ * The thread's namespaces as the kernel reports them in `/proc/thread-self/ns`. A time namespace
+ * is never joined by the thread itself (see the docs), so `time` shows the thread's own.
+ *
+ * @since 0.1.0
+ */
+export const identify: Task<ThreadIdentity> = make("identify")
+
+/**
+ * Options of {@link exec}.
+ *
+ * @since 0.1.0
+ */
+export interface ExecOptions {
+  /** Working directory, resolved in the set's mount namespace. */
+  readonly cwd?: string | undefined
+  /** The environment (default: this process's). */
+  readonly env?: Record<string, string> | undefined
+  /** Written to the child's stdin, which is then closed (default: stdin is /dev/null). */
+  readonly input?: string | Uint8Array | undefined
+}
+
+/**
+ * How a command ended, with everything it printed.
+ *
+ * @since 0.1.0
+ */
+export interface ExecResult {
+  /** The exit code, or `null` when a signal ended the command. */
+  readonly exitCode: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Runs a command in a child process started from the pinned thread, so that it is born in every
+ * namespace of the set (the kernel forks on the calling thread). A non-zero exit is a result,
+ * not an error; a command that cannot be found or run fails with `CommandNotFound`.
+ *
+ * When the set holds a time namespace, the command is started through util-linux `nsenter`, the
+ * single-threaded helper that can join it.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const links = NamespaceSet.run(set, Task.exec("ip", ["-o", "link"]))
+ * ```
+ */
+export const exec = (
+  command: string,
+  args: ReadonlyArray<string> = [],
+  options: ExecOptions = {}
+): Task<ExecResult, CommandNotFound | SystemError | PermissionDenied> =>
+  make("exec", {
+    command,
+    args: [...args],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.input === undefined ? {} : { input: options.input })
+  })
+
+/**
+ * Reads a file as UTF-8 with a synchronous read on the pinned thread, so the path is resolved in
+ * the set's mount namespace.
+ *
+ * @since 0.1.0
+ */
+export const readFile = (path: string): Task<string, SystemError | PermissionDenied> => make("readFile", { path })
+
+/**
+ * Writes a file synchronously on the pinned thread (in the set's mount namespace).
+ *
+ * @since 0.1.0
+ */
+export const writeFile = (
+  path: string,
+  data: string | Uint8Array,
+  options: { readonly mode?: number } = {}
+): Task<void, SystemError | PermissionDenied> => make("writeFile", { path, data, ...options })
+
+/**
+ * The hostname of the set's UTS namespace.
+ *
+ * @since 0.1.0
+ */
+export const hostname: Task<string> = make("hostname")
+
+/**
+ * Sets the hostname of the set's UTS namespace. Run on a set without a uts namespace of its own,
+ * this sets the host's hostname.
+ *
+ * @since 0.1.0
+ */
+export const setHostname = (name: string): Task<void, SystemError | PermissionDenied> =>
+  make("setHostname", { name })
+
+/**
+ * What a module task's function receives as its second argument.
+ *
+ * @since 0.1.0
+ */
+export interface ModuleTaskContext {
+  /** The pinned thread's tid. */
+  readonly tid: number
+  /**
+   * Declares the thread unfit for reuse (gonso's `return false`): it is dropped after the task,
+   * whatever verification finds. Call it after changing anything about the thread that gonso does
+   * not check, such as credentials or signal masks.
+   */
+  readonly taint: (reason?: string) => void
+}
+
+/**
+ * Runs `exportName` of the module at `url` on the pinned thread, as
+ * `fn(input, context: ModuleTaskContext)`, inside the set's namespaces. `input` and the result
+ * cross threads by structured clone; a thrown error or rejected promise comes back as
+ * `ModuleTaskError` carrying what was thrown.
+ *
+ * Code that runs this way must follow the rules of a pinned thread (see `docs/pinned-threads.md`):
+ * use synchronous fs, not `fs/promises` or callbacks (those run on libuv's shared pool, in the
+ * host's namespaces); no `dns.lookup`; no Workers; leave nothing running when it returns.
+ * After it returns, every namespace of the thread is checked, and a thread the function moved
+ * into other namespaces is dropped.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * // tasks.ts
+ * export const interfaces = (_: void) => fs.readdirSync("/sys/class/net")
+ * // main.ts
+ * const names = NamespaceSet.run(set, Task.module<void, Array<string>>(new URL("./tasks.ts", import.meta.url), "interfaces", undefined))
+ * ```
+ */
+export const module = <I, O>(url: string | URL, exportName: string, input: I): Task<O, ModuleTaskError> =>
+  make("module", { url: String(url), exportName, input })

@@ -1,0 +1,16 @@
+/**
+ * gonso: safe Linux namespace manipulation for Node.js, built on Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as NamespaceSet from "./NamespaceSet.ts"
+/** @since 0.1.0 */
+export * as NamespaceKind from "./NamespaceKind.ts"
+/** @since 0.1.0 */
+export * as PinnedThreads from "./PinnedThreads.ts"
+/** @since 0.1.0 */
+export * as Task from "./Task.ts"
+/** @since 0.1.0 */
+export * as NamespaceError from "./NamespaceError.ts"

@@ -1,0 +1,415 @@
+/**
+ * The entry point of a pinned thread: a Worker that owns one OS thread for its whole life, so the
+ * namespace changes made here by koffi's `setns`/`unshare` apply to this thread alone.
+ *
+ * At birth it unshares its filesystem attributes (the kernel refuses `setns` into a mount namespace
+ * while the thread shares cwd and root with the rest of the process), keeps an `O_PATH` fd of its
+ * working directory (joining a mount namespace and leaving it again leaves the thread at `/`), and
+ * records its baseline namespaces as open fds plus their dev+inode. Then it parks in `Atomics.wait`
+ * until the main thread sends a request over the shared channel.
+ *
+ * A request joins a set's namespaces, runs one task and, when asked, leaves again: every change to
+ * the thread is undone here, before the answer goes back, and then checked against the kernel's
+ * view in `/proc/thread-self`, never taken on trust from `setns`'s return value. Whatever cannot be
+ * undone or checked is reported as "not clean", and the main thread drops the thread.
+ *
+ * @internal
+ */
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { parentPort, workerData } from "node:worker_threads"
+import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../NamespaceKind.ts"
+import * as channel from "./channel.ts"
+import * as libc from "./libc.ts"
+import type { Identity, Member, Outcome, Ready, Request, Response, TaskSpec, WireError, WorkerData } from "./protocol.ts"
+
+const port = parentPort!
+const chan = channel.attach((workerData as WorkerData).channel)
+
+libc.unshare(libc.CLONE_FS)
+const cwdFd = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+const nsPath = (kind: NamespaceKind) => `/proc/thread-self/ns/${childrenFile[kind]}`
+const identityOf = (stats: fs.Stats): Identity => ({ dev: stats.dev, ino: stats.ino })
+const baselineFd = {} as Record<NamespaceKind, number>
+const baseline = {} as Record<NamespaceKind, Identity>
+for (const kind of all) {
+  baselineFd[kind] = libc.open(nsPath(kind))
+  baseline[kind] = identityOf(fs.fstatSync(baselineFd[kind]))
+}
+const baselineCwd = fs.readlinkSync("/proc/thread-self/cwd")
+const baselineRoot = fs.readlinkSync("/proc/thread-self/root")
+const tid = libc.gettid()
+
+// What the thread has done since it last left: the namespaces it joined, the kinds it changed,
+// whether user code ran (which could have changed anything), and a taint the user code declared.
+let joined = new Map<NamespaceKind, Member>()
+let touched = new Set<NamespaceKind>()
+let userCodeRan = false
+let tainted: string | undefined
+const children = new Set<ChildProcess>()
+
+const sameIdentity = (a: Identity, b: Identity) => a.dev === b.dev && a.ino === b.ino
+const currentIdentity = (kind: NamespaceKind) => identityOf(fs.statSync(nsPath(kind)))
+
+// ---------------------------------------------------------------------------------------------
+// Errors as data
+// ---------------------------------------------------------------------------------------------
+
+const syscallError = (
+  operation: string,
+  error: unknown,
+  context: { kind?: NamespaceKind; path?: string } = {}
+): WireError => {
+  if (error instanceof libc.SyscallFailure) {
+    return {
+      _tag: error.errno === "EPERM" || error.errno === "EACCES" ? "PermissionDenied" : "SystemError",
+      operation,
+      call: error.call,
+      errno: error.errno,
+      code: error.code,
+      ...context
+    }
+  }
+  const nodeError = error as NodeJS.ErrnoException
+  if (typeof nodeError?.code === "string" && typeof nodeError.errno === "number") {
+    return {
+      _tag: nodeError.code === "EPERM" || nodeError.code === "EACCES" ? "PermissionDenied" : "SystemError",
+      operation,
+      call: nodeError.syscall ?? "unknown",
+      errno: nodeError.code,
+      code: Math.abs(nodeError.errno),
+      ...context
+    }
+  }
+  throw error
+}
+
+/** Something a user module threw, made fit to cross by structured clone. */
+const thrownValue = (error: unknown): unknown => {
+  if (error instanceof Error) {
+    return { ...error, name: error.name, message: error.message, stack: error.stack }
+  }
+  try {
+    structuredClone(error)
+    return error
+  } catch {
+    return String(error)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Joining and leaving
+// ---------------------------------------------------------------------------------------------
+
+const join = (members: ReadonlyArray<Member>): void => {
+  const byKind = new Map(members.map((member) => [member.kind, member]))
+  for (const kind of enterOrder) {
+    const member = byKind.get(kind)
+    // A thread of a multithreaded process cannot join a time namespace (EUSERS) nor a user
+    // namespace (EINVAL). Time is applied to the processes a task starts (see `exec`); user sets
+    // are refused on the main side.
+    if (member === undefined || kind === "time" || kind === "user") continue
+    try {
+      libc.setns(member.fd, cloneFlag[kind])
+    } catch (error) {
+      throw syscallError("NamespaceSet.enter", error, { kind })
+    }
+    touched.add(kind)
+    joined.set(kind, member)
+  }
+  for (const member of members) if (member.kind === "time") joined.set("time", member)
+}
+
+const leave = (): Pick<Response, "clean" | "reason"> => {
+  const problems: Array<string> = []
+  const wholeThread = userCodeRan
+  if (wholeThread) {
+    // User code could have joined or made namespaces of its own: anything that is not where the
+    // library put it means the task changed the thread behind the library's back.
+    for (const kind of all) {
+      const member = joined.get(kind)
+      const expected = member !== undefined && kind !== "time" ? member : baseline[kind]
+      if (!sameIdentity(currentIdentity(kind), expected)) problems.push(`the task changed the ${kind} namespace`)
+    }
+  }
+  for (const kind of enterOrder) {
+    if (!touched.has(kind)) continue
+    if (kind === "time") {
+      problems.push("a thread of a multithreaded process cannot return to its time namespace")
+      continue
+    }
+    try {
+      libc.setns(baselineFd[kind], cloneFlag[kind])
+    } catch (error) {
+      problems.push(`setns back to ${kind}: ${(error as Error).message}`)
+    }
+  }
+  const checkFs = wholeThread || touched.has("mnt")
+  if (checkFs) {
+    try {
+      libc.fchdir(cwdFd)
+    } catch (error) {
+      problems.push(`fchdir: ${(error as Error).message}`)
+    }
+  }
+  for (const kind of wholeThread ? all : touched) {
+    if (!sameIdentity(currentIdentity(kind), baseline[kind])) problems.push(`${kind} is not back at the baseline`)
+  }
+  if (checkFs) {
+    if (fs.readlinkSync("/proc/thread-self/cwd") !== baselineCwd) problems.push("the working directory is not back")
+    if (fs.readlinkSync("/proc/thread-self/root") !== baselineRoot) problems.push("the root directory is not back")
+  }
+  if (tainted !== undefined) problems.push(`tainted by the task: ${tainted}`)
+  joined = new Map()
+  touched = new Set()
+  userCodeRan = false
+  tainted = undefined
+  return problems.length === 0 ? { clean: true } : { clean: false, reason: problems.join("; ") }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------------------------
+
+interface ExecArgs {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly cwd?: string
+  readonly env?: Record<string, string>
+  readonly input?: string | Uint8Array
+}
+
+const exec = (spec: ExecArgs): Promise<Outcome> => {
+  // The kernel lets only a single-threaded process join a time namespace, so a child that must
+  // run in the set's time namespace is started through util-linux nsenter, which joins it and
+  // then execs the command.
+  const time = joined.get("time")
+  const [file, argv] = time === undefined
+    ? [spec.command, spec.args]
+    : ["nsenter", [`--time=/proc/${process.pid}/fd/${time.fd}`, "--", spec.command, ...spec.args]]
+  return new Promise((resolve) => {
+    const stdout: Array<Buffer> = []
+    const stderr: Array<Buffer> = []
+    let settled = false
+    const settle = (outcome: Outcome) => {
+      if (settled) return
+      settled = true
+      children.delete(child)
+      resolve(outcome)
+    }
+    // `detached` makes the child a process group leader, so that cancelling a task can kill the
+    // child together with everything it started.
+    const child = spawn(file, argv, {
+      cwd: spec.cwd,
+      env: spec.env ?? process.env,
+      stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      detached: true
+    })
+    children.add(child)
+    child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk))
+    child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk))
+    if (spec.input !== undefined) child.stdin!.end(spec.input)
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.syscall?.startsWith("spawn") && (error.code === "ENOENT" || error.code === "EACCES")) {
+        settle({ ok: false, error: { _tag: "CommandNotFound", command: file, errno: error.code } })
+      } else {
+        settle({ ok: false, error: syscallError("Task.exec", error) })
+      }
+    })
+    child.on("close", (exitCode, signal) => {
+      settle({
+        ok: true,
+        value: {
+          exitCode,
+          signal,
+          stdout: Buffer.concat(stdout).toString("utf8"),
+          stderr: Buffer.concat(stderr).toString("utf8")
+        }
+      })
+    })
+  })
+}
+
+const runModule = async (args: { url: string; exportName: string; input: unknown }): Promise<Outcome> => {
+  const fail = (name: string, error: unknown): Outcome => ({
+    ok: false,
+    error: { _tag: "ModuleTaskError", url: args.url, exportName: args.exportName, name, error: thrownValue(error) }
+  })
+  userCodeRan = true
+  let fn: unknown
+  try {
+    fn = (await import(args.url))[args.exportName]
+  } catch (error) {
+    return fail((error as Error)?.name ?? "Error", error)
+  }
+  if (typeof fn !== "function") {
+    return fail("TypeError", new TypeError(`${args.url} exports no function named ${args.exportName}`))
+  }
+  const context = {
+    tid,
+    taint: (reason = "no reason given") => {
+      tainted = reason
+    }
+  }
+  try {
+    return { ok: true, value: await fn(args.input, context) }
+  } catch (error) {
+    const tag = (error as { _tag?: unknown })?._tag
+    return fail(typeof tag === "string" ? tag : (error as Error)?.name ?? typeof error, error)
+  }
+}
+
+const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: libc.Propagation | "unchanged" }) => {
+  try {
+    libc.unshare(toCloneFlags(args.kinds))
+  } catch (error) {
+    const kind = args.kinds.length === 1 ? args.kinds[0] : undefined
+    throw syscallError("NamespaceSet.unshare", error, kind === undefined ? {} : { kind })
+  }
+  for (const kind of args.kinds) touched.add(kind)
+  // A new mount namespace starts as a copy whose mounts still propagate to and from the host's
+  // shared mounts; util-linux `unshare` makes them private by default, and so do we.
+  if (args.kinds.includes("mnt") && args.propagation !== "unchanged") {
+    try {
+      libc.setRootPropagation(args.propagation)
+    } catch (error) {
+      throw syscallError("NamespaceSet.unshare", error, { kind: "mnt", path: "/" })
+    }
+  }
+  const members: Array<Member> = []
+  try {
+    for (const kind of args.kinds) {
+      const fd = libc.open(nsPath(kind))
+      members.push({ kind, fd, ...identityOf(fs.fstatSync(fd)) })
+    }
+  } catch (error) {
+    for (const member of members) libc.close(member.fd)
+    throw syscallError("NamespaceSet.unshare", error)
+  }
+  return members
+}
+
+const identify = () => {
+  const namespaces = {} as Record<NamespaceKind, { kind: NamespaceKind; id: string; dev: number; ino: number }>
+  for (const kind of all) {
+    namespaces[kind] = { kind, id: fs.readlinkSync(nsPath(kind)), ...currentIdentity(kind) }
+  }
+  return { tid, namespaces }
+}
+
+const tasks: Record<string, (args: any) => unknown> = {
+  tid: () => tid,
+  identify,
+  exec,
+  module: runModule,
+  unshare: unshareKinds,
+  hostname: () => os.hostname(),
+  setHostname: (args: { name: string }) => {
+    try {
+      libc.sethostname(args.name)
+    } catch (error) {
+      throw syscallError("Task.setHostname", error)
+    }
+  },
+  readFile: (args: { path: string }) => {
+    try {
+      return fs.readFileSync(args.path, "utf8")
+    } catch (error) {
+      throw syscallError("Task.readFile", error, { path: args.path })
+    }
+  },
+  writeFile: (args: { path: string; data: string | Uint8Array; mode?: number }) => {
+    try {
+      fs.writeFileSync(args.path, args.data, args.mode === undefined ? {} : { mode: args.mode })
+    } catch (error) {
+      throw syscallError("Task.writeFile", error, { path: args.path })
+    }
+  }
+}
+
+const runTask = (spec: TaskSpec): Outcome | Promise<Outcome> => {
+  const handler = tasks[spec.op]
+  if (handler === undefined) {
+    return { ok: false, error: { _tag: "ThreadFailure", reason: `unknown task ${spec.op}`, tid } }
+  }
+  try {
+    const value = handler(spec.args)
+    if (value instanceof Promise) {
+      return value.then(
+        (result: unknown) => spec.op === "exec" || spec.op === "module" ? (result as Outcome) : { ok: true, value: result },
+        (error: unknown) => ({ ok: false, error: error as WireError })
+      )
+    }
+    return { ok: true, value }
+  } catch (error) {
+    if (typeof (error as WireError)?._tag === "string") return { ok: false, error: error as WireError }
+    throw error
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------------------------
+
+const finish = (request: Request, outcome: Outcome | undefined): void => {
+  const state = request.leave === true ? leave() : { clean: tainted === undefined, ...(tainted === undefined ? {} : { reason: tainted }) }
+  const response: Response = outcome === undefined ? state : { outcome, ...state }
+  try {
+    channel.write(chan, response, channel.RESPONSE)
+  } catch (error) {
+    if (!(error instanceof channel.TooLarge)) throw error
+    const tooLarge: Response = {
+      outcome: { ok: false, error: { _tag: "PayloadTooLarge", bytes: error.bytes, limit: channel.limit } },
+      ...state
+    }
+    channel.write(chan, tooLarge, channel.RESPONSE)
+  }
+}
+
+const serve = (): void => {
+  for (;;) {
+    channel.awaitRequest(chan)
+    const request = channel.read(chan) as Request
+    let outcome: Outcome | Promise<Outcome> | undefined
+    try {
+      if (request.enter !== undefined) join(request.enter)
+      if (request.task !== undefined) outcome = runTask(request.task)
+    } catch (error) {
+      outcome = { ok: false, error: error as WireError }
+    }
+    if (outcome instanceof Promise) {
+      // An asynchronous task (a child process, a user module) needs this thread's event loop, so
+      // the thread stops serving until it settles. It stays in the set's namespaces meanwhile.
+      outcome.then((settled) => {
+        finish(request, settled)
+        setImmediate(serve)
+      })
+      return
+    }
+    finish(request, outcome)
+  }
+}
+
+// Cancellation arrives by postMessage, which the thread sees only while its event loop runs, that
+// is, while an asynchronous task is in progress: the children of that task are killed with their
+// process groups and reaped before the thread answers.
+port.on("message", (message: { cancel?: boolean }) => {
+  if (message.cancel !== true) return
+  const pending = [...children].map((child) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      child.once("exit", () => resolve())
+      try {
+        process.kill(-child.pid!, "SIGKILL")
+      } catch {
+        child.kill("SIGKILL")
+      }
+    })
+  )
+  void Promise.all(pending).then(() => port.postMessage({ cancelled: true }))
+})
+
+const ready: Ready = { tid, baseline }
+port.postMessage(ready)
+setImmediate(serve)
