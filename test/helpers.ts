@@ -1,0 +1,33 @@
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import type { NamespaceKind } from "../src/NamespaceKind.ts"
+
+/** The test process's main thread's `/proc` task directory. */
+export const mainTask = `/proc/${process.pid}/task/${process.pid}`
+
+/** dev+inode of the main thread's namespace of `kind`, as the kernel reports it. */
+export const mainNamespace = (kind: NamespaceKind) => {
+  const file = kind === "pid" ? "pid_for_children" : kind === "time" ? "time_for_children" : kind
+  const stats = fs.statSync(`${mainTask}/ns/${file}`)
+  return { dev: stats.dev, ino: stats.ino }
+}
+
+/** What `readlink` prints for the main thread's namespace of `kind`. */
+export const mainId = (kind: NamespaceKind) => execFileSync("readlink", [`${mainTask}/ns/${kind}`], { encoding: "utf8" }).trim()
+
+/** Runs a command on the host (from the main thread, in the host's namespaces). */
+export const onHost = (command: string, args: ReadonlyArray<string> = []) =>
+  execFileSync(command, args, { encoding: "utf8" })
+
+export const openFdCount = () => fs.readdirSync("/proc/self/fd").length
+export const threadCount = () => fs.readdirSync("/proc/self/task").length
+export const threadExists = (tid: number) => fs.existsSync(`/proc/self/task/${tid}`)
+
+/** Waits (really) until `check` holds, or gives up after `ms`. */
+export const eventually = async (check: () => boolean, ms = 5_000) => {
+  const deadline = Date.now() + ms
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  return check()
+}
+
+export const fixtures = new URL("./fixtures/tasks.ts", import.meta.url)
