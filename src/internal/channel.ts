@@ -18,7 +18,9 @@ export const RESPONSE = 2
 
 const STATE = 0
 const LENGTH = 1
-const HEADER_BYTES = 8
+/** 1 while the pinned thread runs an asynchronous task, so that its event loop hears messages. */
+const ASYNC = 2
+const HEADER_BYTES = 12
 
 export const INITIAL_BYTES = 64 * 1024
 export const MAX_BYTES = 64 * 1024 * 1024
@@ -33,7 +35,7 @@ export const make = (): SharedArrayBuffer => new SharedArrayBuffer(INITIAL_BYTES
 
 export const attach = (buffer: SharedArrayBuffer): Channel => ({
   buffer,
-  control: new Int32Array(buffer, 0, 2),
+  control: new Int32Array(buffer, 0, 3),
   // Length-tracking: the view follows the buffer when either side grows it.
   bytes: new Uint8Array(buffer)
 })
@@ -70,6 +72,12 @@ export const read = (channel: Channel): unknown => {
 }
 
 export const state = (channel: Channel): number => Atomics.load(channel.control, STATE)
+
+export const setAsync = (channel: Channel, value: boolean): void => {
+  Atomics.store(channel.control, ASYNC, value ? 1 : 0)
+}
+
+export const isAsync = (channel: Channel): boolean => Atomics.load(channel.control, ASYNC) === 1
 
 /** Blocks the calling (pinned) thread until the state is REQUEST. */
 export const awaitRequest = (channel: Channel): void => {

@@ -61,6 +61,11 @@ export interface Identity {
 export interface Ready {
   readonly tid: number
   readonly baseline: Readonly<Record<NamespaceKind, Identity>>
+  /**
+   * The fds the thread holds for its whole life (baseline namespaces, working directory). They
+   * belong to the process, not the thread: the main thread closes them once the thread is gone.
+   */
+  readonly fds: ReadonlyArray<number>
 }
 
 export interface WorkerData {

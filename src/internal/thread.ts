@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import type { NamespaceKind } from "../NamespaceKind.ts"
 import { PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
 import * as channel from "./channel.ts"
+import * as libc from "./libc.ts"
 import type { Identity, Ready, Request, Response, WorkerData } from "./protocol.ts"
 
 // The worker is plain (erasable) TypeScript run by Node itself; once built, it is the .js beside
@@ -16,12 +17,16 @@ import type { Identity, Ready, Request, Response, WorkerData } from "./protocol.
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js"
 const workerUrl = new URL(`./worker${extension}`, import.meta.url)
 
-/** How long a cancelled thread may take to kill its children before it is terminated anyway. */
-const CANCEL_GRACE_MS = 2_000
+/**
+ * How long a cancelled thread may take to kill and reap its children before it is terminated
+ * anyway. A thread busy in synchronous user code never answers, so this is kept short.
+ */
+const CANCEL_GRACE_MS = 250
 
 export class PinnedThread {
   readonly tid: number
   readonly baseline: Readonly<Record<NamespaceKind, Identity>>
+  private readonly fds: ReadonlyArray<number>
   /** Set once the thread must not be reused; the reason is kept for stats and debugging. */
   dropReason: string | undefined
   private readonly worker: Worker
@@ -35,6 +40,7 @@ export class PinnedThread {
     this.channel = chan
     this.tid = ready.tid
     this.baseline = ready.baseline
+    this.fds = ready.fds
     worker.on("exit", (code) => {
       this.exited = true
       this.dropReason ??= `the thread exited (code ${code})`
@@ -105,12 +111,18 @@ export class PinnedThread {
   }
 
   /**
-   * Ends the thread: a task still running is cancelled (its child processes killed and reaped),
-   * then the Worker is terminated and its OS thread exits.
+   * Ends the thread: an asynchronous task still running is cancelled (its child processes killed
+   * and reaped), then the Worker is terminated, its OS thread exits, and the fds it held for its
+   * life are closed. A thread busy in synchronous code cannot hear a cancel; it is terminated
+   * directly.
    */
   readonly shutdown: Effect.Effect<void> = Effect.promise(async () => {
-    if (this.exited) return
-    if (this.inFlight) {
+    if (!this.exited) await this.stop()
+    for (const fd of this.fds) libc.close(fd)
+  })
+
+  private async stop(): Promise<void> {
+    if (this.inFlight && channel.isAsync(this.channel)) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CANCEL_GRACE_MS)
         this.worker.on("message", (message: { cancelled?: boolean }) => {
@@ -123,5 +135,5 @@ export class PinnedThread {
       })
     }
     await this.worker.terminate()
-  })
+  }
 }

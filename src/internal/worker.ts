@@ -379,9 +379,11 @@ const serve = (): void => {
       outcome = { ok: false, error: error as WireError }
     }
     if (outcome instanceof Promise) {
+      channel.setAsync(chan, true)
       // An asynchronous task (a child process, a user module) needs this thread's event loop, so
       // the thread stops serving until it settles. It stays in the set's namespaces meanwhile.
       outcome.then((settled) => {
+        channel.setAsync(chan, false)
         finish(request, settled)
         setImmediate(serve)
       })
@@ -410,6 +412,6 @@ port.on("message", (message: { cancel?: boolean }) => {
   void Promise.all(pending).then(() => port.postMessage({ cancelled: true }))
 })
 
-const ready: Ready = { tid, baseline }
+const ready: Ready = { tid, baseline, fds: [cwdFd, ...Object.values(baselineFd)] }
 port.postMessage(ready)
 setImmediate(serve)
