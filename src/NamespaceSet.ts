@@ -459,7 +459,7 @@ export const run: {
         PinnedThreads.use((threads) =>
           threads.use((thread) =>
             Effect.flatMap(
-              thread.call({ enter, task: spec(task as Task<unknown, unknown>), leave: restore }),
+              thread.call({ operation: "NamespaceSet.run", enter, task: spec(task as Task<unknown, unknown>), leave: restore }),
               (response) => settle<A, E | EnterError>(thread, response, restore)
             )
           ))))
@@ -512,12 +512,12 @@ export const enter = (
       })
     )
     const thread = yield* PinnedThreads.use((threads) => threads.lease)
-    yield* Effect.flatMap(thread.call({ enter: members }), (response) => settle<void, EnterError>(thread, response, true))
+    yield* Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", enter: members }), (response) => settle<void, EnterError>(thread, response, true))
     let open = true
     yield* Effect.addFinalizer(() => {
       open = false
       return restore
-        ? Effect.flatMap(thread.call({ leave: true }), (response) => settle<void, EnterError>(thread, response, true)).pipe(
+        ? Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", leave: true }), (response) => settle<void, EnterError>(thread, response, true)).pipe(
           Effect.catch((error) =>
             Effect.sync(() => {
               thread.dropReason ??= `restore failed: ${error.message}`
@@ -535,7 +535,7 @@ export const enter = (
         lock.withPermits(1)(
           Effect.suspend(() =>
             open
-              ? Effect.flatMap(thread.call({ task: spec(task as Task<unknown, unknown>) }), (response) =>
+              ? Effect.flatMap(thread.call({ operation: "EnteredThread.run", task: spec(task as Task<unknown, unknown>) }), (response) =>
                 settle<A, E | SetClosed | ThreadFailure | PayloadTooLarge>(thread, response, true))
               : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
           )
@@ -602,6 +602,7 @@ export const unshare: {
       return withMembers(set, "NamespaceSet.unshare", (members) =>
         Effect.flatMap(enterable("NamespaceSet.unshare", members), (enter) => {
           const request: Request = {
+            operation: "NamespaceSet.unshare",
             enter,
             task: { op: "unshare", args: { kinds: valid, propagation: options?.propagation ?? "private" } },
             leave: true

@@ -26,6 +26,8 @@ export interface TaskSpec {
  * run `task`, then (with `leave`) return to the baseline namespaces and verify them.
  */
 export interface Request {
+  /** The public operation this request serves, named in errors (e.g. `"NamespaceSet.run"`). */
+  readonly operation: string
   readonly enter?: ReadonlyArray<Member> | undefined
   readonly task?: TaskSpec | undefined
   readonly leave?: boolean | undefined

@@ -102,7 +102,7 @@ const thrownValue = (error: unknown): unknown => {
 // Joining and leaving
 // ---------------------------------------------------------------------------------------------
 
-const join = (members: ReadonlyArray<Member>): void => {
+const join = (operation: string, members: ReadonlyArray<Member>): void => {
   const byKind = new Map(members.map((member) => [member.kind, member]))
   for (const kind of enterOrder) {
     const member = byKind.get(kind)
@@ -110,13 +110,16 @@ const join = (members: ReadonlyArray<Member>): void => {
     // namespace (EINVAL). Time is applied to the processes a task starts (see `exec`); user sets
     // are refused on the main side.
     if (member === undefined || kind === "time" || kind === "user") continue
+    joined.set(kind, member)
+    // Joining is done from the baseline, so a namespace equal to the baseline's is already joined:
+    // skipping it saves a setns each way, and lets an unprivileged caller use its own namespaces.
+    if (sameIdentity(member, baseline[kind])) continue
     try {
       libc.setns(member.fd, cloneFlag[kind])
     } catch (error) {
-      throw syscallError("NamespaceSet.enter", error, { kind })
+      throw syscallError(operation, error, { kind })
     }
     touched.add(kind)
-    joined.set(kind, member)
   }
   for (const member of members) if (member.kind === "time") joined.set("time", member)
 }
@@ -261,11 +264,12 @@ const runModule = async (args: { url: string; exportName: string; input: unknown
 }
 
 const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: libc.Propagation | "unchanged" }) => {
+  const operation = "NamespaceSet.unshare"
   try {
     libc.unshare(toCloneFlags(args.kinds))
   } catch (error) {
     const kind = args.kinds.length === 1 ? args.kinds[0] : undefined
-    throw syscallError("NamespaceSet.unshare", error, kind === undefined ? {} : { kind })
+    throw syscallError(operation, error, kind === undefined ? {} : { kind })
   }
   for (const kind of args.kinds) touched.add(kind)
   // A new mount namespace starts as a copy whose mounts still propagate to and from the host's
@@ -274,7 +278,7 @@ const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: 
     try {
       libc.setRootPropagation(args.propagation)
     } catch (error) {
-      throw syscallError("NamespaceSet.unshare", error, { kind: "mnt", path: "/" })
+      throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
   const members: Array<Member> = []
@@ -285,7 +289,7 @@ const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: 
     }
   } catch (error) {
     for (const member of members) libc.close(member.fd)
-    throw syscallError("NamespaceSet.unshare", error)
+    throw syscallError(operation, error)
   }
   return members
 }
@@ -352,8 +356,10 @@ const runTask = (spec: TaskSpec): Outcome | Promise<Outcome> => {
 // Serving
 // ---------------------------------------------------------------------------------------------
 
-const finish = (request: Request, outcome: Outcome | undefined): void => {
-  const state = request.leave === true ? leave() : { clean: tainted === undefined, ...(tainted === undefined ? {} : { reason: tainted }) }
+const finish = (request: Request, outcome: Outcome | undefined, mustLeave = false): void => {
+  const state = request.leave === true || mustLeave
+    ? leave()
+    : { clean: tainted === undefined, ...(tainted === undefined ? {} : { reason: tainted }) }
   const response: Response = outcome === undefined ? state : { outcome, ...state }
   try {
     channel.write(chan, response, channel.RESPONSE)
@@ -373,7 +379,13 @@ const serve = (): void => {
     const request = channel.read(chan) as Request
     let outcome: Outcome | Promise<Outcome> | undefined
     try {
-      if (request.enter !== undefined) join(request.enter)
+      if (request.enter !== undefined) join(request.operation, request.enter)
+    } catch (error) {
+      // Half inside a set is nowhere to stay: undo the kinds already joined before answering.
+      finish(request, { ok: false, error: error as WireError }, true)
+      continue
+    }
+    try {
       if (request.task !== undefined) outcome = runTask(request.task)
     } catch (error) {
       outcome = { ok: false, error: error as WireError }
