@@ -105,10 +105,10 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("b
         }
       }))
 
-    it.effect("an unprivileged caller gets PermissionDenied, with the operation, call and errno", () =>
+    it.effect("a caller without CAP_SYS_ADMIN gets PermissionDenied, with the operation, call and errno", () =>
       Effect.sync(() => {
         const script = new URL("./fixtures/unprivileged.ts", import.meta.url).pathname
-        const result = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, script], {
+        const result = spawnSync("setpriv", ["--bounding-set=-sys_admin", process.execPath, script], {
           encoding: "utf8",
           timeout: 30_000
         })
