@@ -1,7 +1,9 @@
 /**
- * The channel between the main thread and one pinned thread: a growable SharedArrayBuffer holding a
- * state word, a length and one message, serialized with `v8.serialize` (the structured clone
- * algorithm, the same as `postMessage`, without `postMessage`'s event-loop hops).
+ * The channel between the main thread and one pinned thread: a small fixed SharedArrayBuffer of
+ * control words (state, length, async flag) and a growable one holding one message, serialized
+ * with `v8.serialize` (the structured clone algorithm, as `postMessage` uses, without its
+ * event-loop hops). The control words live apart because `Atomics.wait`/`waitAsync` on a growable
+ * buffer took tens of microseconds longer to wake here.
  *
  * One request is in flight at a time. The main side writes a request and flips the state to
  * REQUEST; the pinned thread, parked in `Atomics.wait`, wakes, works, writes its response and flips
@@ -20,10 +22,16 @@ const STATE = 0
 const LENGTH = 1
 /** 1 while the pinned thread runs an asynchronous task, so that its event loop hears messages. */
 const ASYNC = 2
-const HEADER_BYTES = 12
+const CONTROL_WORDS = 3
 
 export const INITIAL_BYTES = 64 * 1024
 export const MAX_BYTES = 64 * 1024 * 1024
+
+/** The two buffers, as sent to the pinned thread. */
+export interface Buffers {
+  readonly control: SharedArrayBuffer
+  readonly data: SharedArrayBuffer
+}
 
 export interface Channel {
   readonly buffer: SharedArrayBuffer
@@ -31,35 +39,38 @@ export interface Channel {
   readonly bytes: Uint8Array
 }
 
-export const make = (): SharedArrayBuffer => new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
+export const make = (): Buffers => ({
+  control: new SharedArrayBuffer(CONTROL_WORDS * 4),
+  data: new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
+})
 
-export const attach = (buffer: SharedArrayBuffer): Channel => ({
-  buffer,
-  control: new Int32Array(buffer, 0, 3),
+export const attach = (buffers: Buffers): Channel => ({
+  buffer: buffers.data,
+  control: new Int32Array(buffers.control),
   // Length-tracking: the view follows the buffer when either side grows it.
-  bytes: new Uint8Array(buffer)
+  bytes: new Uint8Array(buffers.data)
 })
 
 /** Thrown by {@link write} when a message cannot fit even in a fully grown buffer. */
 export class TooLarge extends Error {
   readonly bytes: number
   constructor(bytes: number) {
-    super(`message of ${bytes} bytes exceeds ${MAX_BYTES - HEADER_BYTES}`)
+    super(`message of ${bytes} bytes exceeds ${MAX_BYTES}`)
     this.bytes = bytes
   }
 }
 
-export const limit = MAX_BYTES - HEADER_BYTES
+export const limit = MAX_BYTES
 
 /** Serializes `message` into the channel and publishes it with `state`. */
 export const write = (channel: Channel, message: unknown, state: number): void => {
   const data = v8.serialize(message)
-  const needed = HEADER_BYTES + data.length
+  const needed = data.length
   if (needed > channel.buffer.byteLength) {
     if (needed > channel.buffer.maxByteLength) throw new TooLarge(data.length)
     channel.buffer.grow(needed)
   }
-  channel.bytes.set(data, HEADER_BYTES)
+  channel.bytes.set(data, 0)
   Atomics.store(channel.control, LENGTH, data.length)
   Atomics.store(channel.control, STATE, state)
   Atomics.notify(channel.control, STATE)
@@ -68,7 +79,7 @@ export const write = (channel: Channel, message: unknown, state: number): void =
 export const read = (channel: Channel): unknown => {
   const length = Atomics.load(channel.control, LENGTH)
   // Copy out of shared memory before decoding: the other side may reuse the buffer at once.
-  return v8.deserialize(Buffer.from(channel.bytes.subarray(HEADER_BYTES, HEADER_BYTES + length)))
+  return v8.deserialize(Buffer.from(channel.bytes.subarray(0, length)))
 }
 
 export const state = (channel: Channel): number => Atomics.load(channel.control, STATE)
@@ -79,20 +90,43 @@ export const setAsync = (channel: Channel, value: boolean): void => {
 
 export const isAsync = (channel: Channel): boolean => Atomics.load(channel.control, ASYNC) === 1
 
+/**
+ * How long each side polls the state word before it goes to sleep. A sleeping thread is woken by
+ * a futex wake, and on a virtual machine waking an idle vCPU can take tens of microseconds, several
+ * times the whole round trip; polling briefly first keeps short tasks and back-to-back requests
+ * off that path. Past the window both sides sleep, so an idle channel costs no CPU.
+ */
+export const SPIN_MICROS = 50
+
+/** Polls for up to `micros` while `busy(state)` holds; returns the last state seen. */
+const spin = (channel: Channel, busy: (state: number) => boolean, micros: number): number => {
+  let current = Atomics.load(channel.control, STATE)
+  if (!busy(current) || micros <= 0) return current
+  const deadline = performance.now() + micros / 1_000
+  do {
+    current = Atomics.load(channel.control, STATE)
+  } while (busy(current) && performance.now() < deadline)
+  return current
+}
+
+const notRequest = (state: number) => state !== REQUEST
+const isRequest = (state: number) => state === REQUEST
+
 /** Blocks the calling (pinned) thread until the state is REQUEST. */
-export const awaitRequest = (channel: Channel): void => {
-  for (;;) {
-    const current = Atomics.load(channel.control, STATE)
-    if (current === REQUEST) return
+export const awaitRequest = (channel: Channel, spinMicros = SPIN_MICROS): void => {
+  let current = spin(channel, notRequest, spinMicros)
+  while (current !== REQUEST) {
     Atomics.wait(channel.control, STATE, current)
+    current = Atomics.load(channel.control, STATE)
   }
 }
 
 /**
- * Resolves once the state has left REQUEST (a response was written), without blocking the caller.
- * `wake` releases a waiter whose thread died without answering.
+ * Calls `onChange` once the state has left REQUEST (a response was written): at once if it does
+ * within the polling window, else from the event loop, without blocking it.
  */
-export const awaitResponse = (channel: Channel, onChange: () => void): void => {
+export const awaitResponse = (channel: Channel, onChange: () => void, spinMicros = SPIN_MICROS): void => {
+  if (spin(channel, isRequest, spinMicros) !== REQUEST) return onChange()
   const result = Atomics.waitAsync(channel.control, STATE, REQUEST)
   if (result.async) result.value.then(onChange)
   else onChange()

@@ -71,5 +71,5 @@ export interface Ready {
 }
 
 export interface WorkerData {
-  readonly channel: SharedArrayBuffer
+  readonly channel: { readonly control: SharedArrayBuffer; readonly data: SharedArrayBuffer }
 }

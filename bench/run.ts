@@ -1,0 +1,78 @@
+/**
+ * `npm run bench`: what namespace work costs through gonso, next to the floors it cannot beat and
+ * the tools it replaces, measured side by side in one run. Figures are microseconds.
+ */
+import { spawnSync } from "node:child_process"
+import { Effect } from "effect"
+import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+
+const RUNS = Number(process.env.GONSO_BENCH_RUNS ?? 20_000)
+const UNSHARES = Number(process.env.GONSO_BENCH_UNSHARES ?? 1_000)
+const SPAWNS = Number(process.env.GONSO_BENCH_SPAWNS ?? 300)
+const floor = new URL("./floor.ts", import.meta.url)
+
+const quantile = (sorted: ReadonlyArray<number>, q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+const summarize = (name: string, samples: ReadonlyArray<number>) => {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return { name, n: sorted.length, median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99) }
+}
+const now = () => process.hrtime.bigint()
+const micros = (start: bigint) => Number(now() - start) / 1_000
+
+/** Times `effect` `n` times, one after another, after a warm-up. */
+const sample = <A, E, R>(n: number, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < Math.min(1_000, n / 10); i++) yield* effect
+    const samples: Array<number> = []
+    for (let i = 0; i < n; i++) {
+      const start = now()
+      yield* effect
+      samples.push(micros(start))
+    }
+    return samples
+  })
+
+const spawnTimes = (n: number, command: string, args: ReadonlyArray<string>) => {
+  const samples: Array<number> = []
+  for (let i = 0; i < n; i++) {
+    const start = now()
+    const result = spawnSync(command, args)
+    samples.push(micros(start))
+    if (result.status !== 0) throw new Error(`${command} ${args.join(" ")}: ${result.stderr}`)
+  }
+  return samples
+}
+
+const program = Effect.gen(function*() {
+  const host = yield* NamespaceSet.current(["net"])
+  const isolated = yield* NamespaceSet.unshare(host, ["net"])
+  const fds = yield* NamespaceSet.fds(isolated, ["net"])
+  const netFile = `/proc/${process.pid}/fd/${fds.net}`
+
+  const rows = []
+  rows.push(summarize("run(Task.tid) in a net set, restored", yield* sample(RUNS, NamespaceSet.run(isolated, Task.tid))))
+  rows.push(summarize("floor: setns in + out on one thread", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "setnsInOut", { fd: fds.net, iterations: RUNS }))))
+  rows.push(summarize("run(Task.tid) in the host set (no setns)", yield* sample(RUNS, NamespaceSet.run(host, Task.tid))))
+  rows.push(summarize("nsenter --net=FILE true", spawnTimes(SPAWNS, "nsenter", [`--net=${netFile}`, "true"])))
+  rows.push(summarize("unshare(['net']) (scoped, closed after)", yield* sample(UNSHARES, Effect.scoped(NamespaceSet.unshare(host, ["net"])))))
+  rows.push(summarize("floor: unshare(NEWNET) + open + setns back", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "unshareNet", { iterations: UNSHARES }))))
+  rows.push(summarize("run(Task.exec('true')) in a net set", yield* sample(SPAWNS, NamespaceSet.run(isolated, Task.exec("true")))))
+  rows.push(summarize("spawnSync('true') on the host", spawnTimes(SPAWNS, "true", [])))
+  return rows
+}).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer({ min: 1, max: 1 })))
+
+const rows = await Effect.runPromise(program)
+const base = rows[0]!.median
+const fmt = (value: number) => value >= 100 ? value.toFixed(0) : value.toFixed(1)
+console.log(`gonso benchmarks (µs), ${new Date().toISOString()}, node ${process.versions.node}, ${RUNS} runs`)
+console.log(["operation".padEnd(46), "n".padStart(6), "median".padStart(9), "p90".padStart(9), "p99".padStart(9), "÷ run".padStart(8)].join(""))
+for (const row of rows) {
+  console.log([
+    row.name.padEnd(46),
+    String(row.n).padStart(6),
+    fmt(row.median).padStart(9),
+    fmt(row.p90).padStart(9),
+    fmt(row.p99).padStart(9),
+    (row.median / base).toFixed(2).padStart(8)
+  ].join(""))
+}
