@@ -157,7 +157,7 @@ export class UserNamespaceNotEnterable extends Schema.TaggedError<UserNamespaceN
   { operation: Schema.String }
 ) {
   override get message(): string {
-    return `${this.operation}: a set holding a user namespace cannot be entered by a thread of a multithreaded process; use NamespaceSet.dup(set, kinds) without "user" to enter the others`
+    return `${this.operation}: a set holding a user namespace cannot be entered by a thread of a multithreaded process; run Task.exec in it (its command joins through nsenter), or use NamespaceSet.dup(set, kinds) without "user" to enter the others`
   }
 }
 
@@ -173,6 +173,20 @@ export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("Unsu
 }) {
   override get message(): string {
     return `${this.operation}: ${this.kind}: ${this.reason}`
+  }
+}
+
+/**
+ * Options that do not fit the operation (id maps without a new user namespace, an empty map, ...).
+ *
+ * @since 0.1.0
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: ${this.reason}`
   }
 }
 
@@ -255,6 +269,7 @@ export type NamespaceError =
   | KindNotInSet
   | UserNamespaceNotEnterable
   | UnsupportedKind
+  | InvalidOptions
   | ModuleTaskError
   | CommandNotFound
   | ThreadFailure

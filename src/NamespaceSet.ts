@@ -27,6 +27,7 @@ import {
   SetClosed,
   SystemError,
   type ThreadFailure,
+  InvalidOptions,
   UnsupportedKind,
   UserNamespaceNotEnterable,
   type PayloadTooLarge
@@ -50,13 +51,45 @@ export interface NamespaceSet extends Pipeable {
   readonly kinds: ReadonlyArray<NamespaceKind>
 }
 
+/**
+ * A paused process that keeps a pid namespace usable: the first process of a new pid namespace is
+ * its init, and once it exits the kernel refuses every later fork into the namespace. Shared by a
+ * set and its duplicates; killed and reaped when the last of them closes.
+ */
+class Init {
+  readonly pid: number
+  private refs = 1
+  constructor(pid: number) {
+    this.pid = pid
+  }
+  retain(): Init {
+    this.refs++
+    return this
+  }
+  release(): void {
+    if (--this.refs === 0) libc.killAndReap(this.pid)
+  }
+}
+
+/** The fds of a set-to-be, plus the init processes it owns. */
+interface Parts {
+  readonly members: ReadonlyArray<Member>
+  readonly inits?: ReadonlyArray<Init> | undefined
+  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
+}
+
 class SetImpl implements NamespaceSet {
   readonly [TypeId] = TypeId
   readonly kinds: ReadonlyArray<NamespaceKind>
   readonly members: ReadonlyMap<NamespaceKind, Member>
+  readonly inits: ReadonlyArray<Init>
+  readonly pidfd: { readonly fd: number; readonly pid: number } | undefined
   closed = false
   users = 0
-  constructor(members: ReadonlyArray<Member>) {
+  constructor(parts: Parts) {
+    const members = parts.members
+    this.inits = parts.inits ?? []
+    this.pidfd = parts.pidfd
     const byKind = new Map(members.map((member) => [member.kind, member]))
     this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
     this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
@@ -72,6 +105,8 @@ class SetImpl implements NamespaceSet {
   }
   closeFds() {
     for (const member of this.members.values()) libc.close(member.fd)
+    for (const init of this.inits) init.release()
+    if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
   }
 }
 
@@ -154,24 +189,42 @@ const open = (
   paths: ReadonlyArray<readonly [NamespaceKind, string]>,
   pid?: number
 ): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
-  adopt(attempt<ReadonlyArray<Member>, OpenError>(() => {
+  adopt(attempt<Parts, OpenError>(() => {
     const members: Array<Member> = []
     try {
       for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
+      return { members, pidfd: pid === undefined ? undefined : openPidfd(operation, pid) }
     } catch (error) {
       for (const member of members) libc.close(member.fd)
       throw error
     }
-    return members
   }))
+
+/**
+ * A pidfd for `pid`, so that a thread can join all of the process's kinds with one `setns`
+ * (atomically); none on kernels without `pidfd_open` (before 5.3), where the kinds are joined one
+ * by one from the set's fds.
+ */
+const openPidfd = (operation: string, pid: number): { fd: number; pid: number } | undefined => {
+  try {
+    return { fd: libc.pidfdOpen(pid), pid }
+  } catch (error) {
+    if (error instanceof libc.SyscallFailure) {
+      if (error.errno === "ENOSYS") return undefined
+      if (error.errno === "ESRCH") throw new ProcessNotFound({ operation, pid })
+      throw fromSyscall(error, operation, { pid })
+    }
+    throw error
+  }
+}
 
 /**
  * Makes a set of fds that are already open, owned by the current Scope from this moment on: the
  * acquisition is uninterruptible, so fds are never left without an owner.
  */
-const adopt = <E, R>(members: Effect.Effect<ReadonlyArray<Member>, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
+const adopt = <E, R>(parts: Effect.Effect<Parts, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.map(members, (members) => new SetImpl(members)),
+    Effect.map(parts, (parts) => new SetImpl(parts)),
     (set) =>
       Effect.sync(() => {
         set.closed = true
@@ -305,9 +358,12 @@ export const dup: {
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>) =>
     withMembers(set, "NamespaceSet.dup", (members) =>
-      adopt(attempt<ReadonlyArray<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
-        duplicate("NamespaceSet.dup", selectKinds("NamespaceSet.dup", set, kinds).map((kind) => members.get(kind)!))
-      )))
+      adopt(attempt<Parts, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() => {
+        const selected = selectKinds("NamespaceSet.dup", set, kinds)
+        const copies = duplicate("NamespaceSet.dup", selected.map((kind) => members.get(kind)!))
+        // A duplicate of a new pid namespace keeps its init alive as long as the original does.
+        return { members: copies, inits: selected.includes("pid") ? impl(set).inits.map((init) => init.retain()) : [] }
+      })))
 )
 
 const duplicate = (operation: string, members: ReadonlyArray<Member>): Array<Member> => {
@@ -392,6 +448,75 @@ export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<bo
 export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.kinds
 
 // ---------------------------------------------------------------------------------------------
+// Introspection
+// ---------------------------------------------------------------------------------------------
+
+type RelativeError = SetClosed | KindNotInSet | InvalidKind | UnsupportedKind | PermissionDenied | SystemError
+
+const relative = (
+  operation: string,
+  set: NamespaceSet,
+  kind: NamespaceKind,
+  request: number,
+  resultKind: (kind: NamespaceKind) => NamespaceKind
+): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  withMembers(set, operation, (members) =>
+    adopt(attempt<Parts, RelativeError>(() => {
+      const [valid] = selectKinds(operation, set, [kind])
+      const member = members.get(valid!)!
+      let fd: number
+      try {
+        fd = libc.namespaceRelative(member.fd, request)
+      } catch (error) {
+        if (!(error instanceof libc.SyscallFailure)) throw error
+        if (error.errno === "EINVAL" || error.errno === "ENOTTY") {
+          throw new UnsupportedKind({ operation, kind: member.kind, reason: "this kind of namespace has no such relative" })
+        }
+        // EPERM: the relative lies outside the caller's own user namespace (or pid namespace).
+        throw fromSyscall(error, operation, { kind: member.kind })
+      }
+      const stats = fs.fstatSync(fd)
+      return { members: [{ kind: resultKind(member.kind), fd, dev: stats.dev, ino: stats.ino }] }
+    })))
+
+/**
+ * The user namespace that owns the set's namespace of `kind` (`NS_GET_USERNS`), as a one-kind
+ * set owned by the current Scope. Fails with `PermissionDenied` when the owner lies outside the
+ * caller's user namespace.
+ *
+ * @since 0.1.0
+ */
+export const owner = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user")
+
+/**
+ * The parent of the set's pid or user namespace (`NS_GET_PARENT`), as a one-kind set owned by the
+ * current Scope. Other kinds have no parent (`UnsupportedKind`); the parent of a namespace at the
+ * top of what the caller can see fails with `PermissionDenied`.
+ *
+ * @since 0.1.0
+ */
+export const parent = (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind)
+
+/**
+ * The uid that created the set's user namespace (`NS_GET_OWNER_UID`), as seen from this process's
+ * user namespace.
+ *
+ * @since 0.1.0
+ */
+export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | KindNotInSet | InvalidKind | PermissionDenied | SystemError> =>
+  withMembers(set, "NamespaceSet.ownerUid", (members) =>
+    attempt(() => {
+      const [user] = selectKinds("NamespaceSet.ownerUid", set, ["user"])
+      try {
+        return libc.namespaceOwnerUid(members.get(user!)!.fd)
+      } catch (error) {
+        throw error instanceof libc.SyscallFailure ? fromSyscall(error, "NamespaceSet.ownerUid", { kind: "user" }) : error
+      }
+    }))
+
+// ---------------------------------------------------------------------------------------------
 // Doing work inside a set
 // ---------------------------------------------------------------------------------------------
 
@@ -408,10 +533,14 @@ export interface RunOptions {
   readonly restore?: boolean | undefined
 }
 
-type EnterError = SetClosed | UserNamespaceNotEnterable | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
+type EnterError = SetClosed | UserNamespaceNotEnterable | ProcessNotFound | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
 
-const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> =>
-  members.has("user") ? Effect.fail(new UserNamespaceNotEnterable({ operation })) : Effect.succeed([...members.values()])
+const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> => {
+  const user = members.get("user")
+  return user !== undefined && !isOwnUserNamespace(user)
+    ? Effect.fail(new UserNamespaceNotEnterable({ operation }))
+    : Effect.succeed([...members.values()])
+}
 
 /**
  * Reads a pinned thread's response: records whether the thread may be reused, and turns the
@@ -454,12 +583,16 @@ export const run: {
   (args) => isNamespaceSet(args[0]),
   <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) => {
     const restore = options?.restore ?? true
+    // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
+    // can offer one (it starts its command through nsenter).
+    const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
+      task.op === "exec" ? Effect.succeed([...members.values()]) : enterable("NamespaceSet.run", members)
     return withMembers(set, "NamespaceSet.run", (members) =>
-      Effect.flatMap(enterable("NamespaceSet.run", members), (enter) =>
+      Effect.flatMap(joinable(members), (enter) =>
         PinnedThreads.use((threads) =>
           threads.use((thread) =>
             Effect.flatMap(
-              thread.call({ operation: "NamespaceSet.run", enter, task: spec(task as Task<unknown, unknown>), leave: restore }),
+              thread.call({ operation: "NamespaceSet.run", enter, pidfd: impl(set).pidfd, task: spec(task as Task<unknown, unknown>), leave: restore }),
               (response) => settle<A, E | EnterError>(thread, response, restore)
             )
           ))))
@@ -512,7 +645,7 @@ export const enter = (
       })
     )
     const thread = yield* PinnedThreads.use((threads) => threads.lease)
-    yield* Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", enter: members }), (response) => settle<void, EnterError>(thread, response, true))
+    yield* Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", enter: members, pidfd: self.pidfd }), (response) => settle<void, EnterError>(thread, response, true))
     let open = true
     yield* Effect.addFinalizer(() => {
       open = false
@@ -548,6 +681,18 @@ export const enter = (
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * One line of a uid or gid map (gonso's `IDMap`): ids `containerId .. containerId + size - 1` in
+ * the new user namespace are ids `hostId ..` in its parent.
+ *
+ * @since 0.1.0
+ */
+export interface IdMapping {
+  readonly containerId: number
+  readonly hostId: number
+  readonly size: number
+}
+
+/**
  * Options of {@link unshare}.
  *
  * @since 0.1.0
@@ -560,32 +705,96 @@ export interface UnshareOptions {
    * propagation, so mounts under shared mount points propagate both ways.
    */
   readonly propagation?: "private" | "slave" | "unchanged" | undefined
+  /** For a new user namespace: its uid map (default: none, so every uid shows as the overflow uid). */
+  readonly uidMap?: ReadonlyArray<IdMapping> | undefined
+  /** For a new user namespace: its gid map, written from these gid mappings (default: none). */
+  readonly gidMap?: ReadonlyArray<IdMapping> | undefined
+  /**
+   * For a new user namespace: what to write to its `setgroups` file before the gid map. The kernel
+   * accepts a gid map from an unprivileged writer only after `"deny"`, so that is the default when
+   * this process is not root and a gid map is given; otherwise nothing is written (`"allow"`).
+   */
+  readonly setgroups?: "allow" | "deny" | undefined
 }
 
-type UnshareError = EnterError | InvalidKind | UnsupportedKind
+type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions
 
-const unsupported: Partial<Record<NamespaceKind, string>> = {
-  user: "new user namespaces are not supported yet: a thread of a multithreaded process cannot unshare one",
-  pid: "new pid namespaces are not supported yet: they need an init process that the set owns"
+const validMap = (name: string, map: ReadonlyArray<IdMapping> | undefined): string | undefined => {
+  if (map === undefined) return undefined
+  if (map.length === 0) return `${name} is empty`
+  for (const entry of map) {
+    for (const field of ["containerId", "hostId", "size"] as const) {
+      const value = entry[field]
+      if (!Number.isSafeInteger(value) || value < 0 || value > 0xffffffff) return `${name}: ${field} ${value} is not a valid id`
+    }
+    if (entry.size === 0) return `${name}: a mapping of size 0`
+  }
+  return undefined
+}
+
+/**
+ * Whether `member` is this process's own user namespace: the one pinned threads are in, and so the
+ * one that owns what they make.
+ */
+const isOwnUserNamespace = (member: Member): boolean => {
+  const own = fs.statSync("/proc/self/ns/user")
+  return own.dev === member.dev && own.ino === member.ino
+}
+
+/** Checks what unshare is asked for, before anything is made. */
+const planUnshare = (
+  kinds: ReadonlyArray<NamespaceKind>,
+  members: ReadonlyMap<NamespaceKind, Member>,
+  options: UnshareOptions | undefined
+): UnsupportedKind | InvalidOptions | undefined => {
+  const operation = "NamespaceSet.unshare"
+  const withUser = kinds.includes("user")
+  if (!withUser && (options?.uidMap !== undefined || options?.gidMap !== undefined || options?.setgroups !== undefined)) {
+    return new InvalidOptions({ operation, reason: "uidMap, gidMap and setgroups apply only when a user namespace is made (add \"user\" to the kinds)" })
+  }
+  const badMap = validMap("uidMap", options?.uidMap) ?? validMap("gidMap", options?.gidMap)
+  if (badMap !== undefined) return new InvalidOptions({ operation, reason: badMap })
+  const user = members.get("user")
+  if (user !== undefined && !isOwnUserNamespace(user)) {
+    return new UnsupportedKind({
+      operation,
+      kind: kinds[0] ?? "user",
+      reason: "the set holds a user namespace, which must own the new namespaces, and a thread of a multithreaded process cannot join it to make them; unshare from a set without \"user\", or make the user namespace and the others in one call"
+    })
+  }
+  if (kinds.includes("time") && (withUser || kinds.includes("pid"))) {
+    return new UnsupportedKind({
+      operation,
+      kind: "time",
+      reason: "a time namespace cannot be made in the same call as a user or pid namespace; make it in a second call"
+    })
+  }
+  return undefined
 }
 
 /**
  * New namespaces of `kinds`, with the set's other namespaces carried over (gonso's `Set.Unshare`).
+ * The result is owned by the current Scope. The caller's thread never moves.
  *
- * A pinned thread joins `set`, calls `unshare(2)` for `kinds` and opens the new namespaces, then
- * returns to its baseline and is verified as in {@link run}; the caller's thread never moves. A
- * new namespace is a child of (a copy of) the set's namespace of that kind where the kernel has
- * such a notion: a new mount namespace copies the set's mounts. The result is owned by the current
- * Scope.
- *
- * Kinds here: cgroup, ipc, mnt, net, time and uts. A thread cannot leave a time namespace it made
- * (the kernel allows `setns` into time namespaces only to single-threaded processes), so that
- * thread is dropped and replaced afterwards.
+ * - cgroup, ipc, mnt, net, time, uts: a pinned thread joins `set`, calls `unshare(2)`, opens the
+ *   new namespaces and returns to its baseline, verified as in {@link run}. A new mount namespace
+ *   copies the set's mounts. A thread cannot leave a time namespace it made (the kernel allows
+ *   `setns` into time namespaces only to single-threaded processes), so that thread is dropped.
+ * - user and pid: a pinned thread joins `set` and starts a parked child process in the new
+ *   namespaces (with `clone(2)`; no JavaScript runs in the child). Every other kind in `kinds` is
+ *   made with them, so a new user namespace owns them. A new user namespace's `uidMap`,
+ *   `setgroups` and `gidMap` are written before the namespaces are handed out. For a new pid
+ *   namespace the child is kept as its init for as long as the set (or a `dup` of it) is open, and
+ *   killed when the last closes; otherwise it is killed at once.
  *
  * @since 0.1.0
  * @example
  * ```ts
  * const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
+ * const rootless = yield* NamespaceSet.unshare(current, ["user", "net"], {
+ *   uidMap: [{ containerId: 0, hostId: 1000, size: 1 }],
+ *   gidMap: [{ containerId: 0, hostId: 1000, size: 1 }]
+ * })
  * ```
  */
 export const unshare: {
@@ -594,42 +803,56 @@ export const unshare: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
-    withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
-      for (const kind of valid) {
-        const reason = unsupported[kind]
-        if (reason !== undefined) return Effect.fail(new UnsupportedKind({ operation: "NamespaceSet.unshare", kind, reason }))
-      }
-      return withMembers(set, "NamespaceSet.unshare", (members) =>
-        Effect.flatMap(enterable("NamespaceSet.unshare", members), (enter) => {
-          const request: Request = {
-            operation: "NamespaceSet.unshare",
-            enter,
-            task: { op: "unshare", args: { kinds: valid, propagation: options?.propagation ?? "private" } },
-            leave: true
+    withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
+      withMembers(set, "NamespaceSet.unshare", (members): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
+        const refused = planUnshare(valid, members, options)
+        if (refused !== undefined) return Effect.fail(refused)
+        const byClone = valid.includes("user") || valid.includes("pid")
+        const gidMapNeedsDeny = options?.gidMap !== undefined && process.geteuid?.() !== 0
+        const setgroups = options?.setgroups ?? (gidMapNeedsDeny ? "deny" : undefined)
+        const task: TaskSpec = byClone
+          ? {
+            op: "clone",
+            args: {
+              kinds: valid,
+              keepInit: valid.includes("pid"),
+              propagation: options?.propagation ?? "private",
+              ...(options?.uidMap === undefined ? {} : { uidMap: options.uidMap }),
+              ...(options?.gidMap === undefined ? {} : { gidMap: options.gidMap }),
+              ...(setgroups === undefined ? {} : { setgroups })
+            }
           }
-          // The new fds exist in this process from the moment the thread opens them, so the whole
-          // exchange is one uninterruptible acquisition: they always get an owner.
-          return adopt(
-            PinnedThreads.use((threads) =>
-              threads.use((thread) =>
-                Effect.flatMap(thread.call(request), (response) => settle<ReadonlyArray<Member>, never>(thread, response, true))
-              )
-            ).pipe(
-              Effect.flatMap((created) =>
-                attempt<ReadonlyArray<Member>, SystemError | PermissionDenied>(() => {
-                  const carried = [...members.values()].filter((member) => !valid.includes(member.kind))
-                  try {
-                    return [...created, ...duplicate("NamespaceSet.unshare", carried)]
-                  } catch (error) {
-                    for (const member of created) libc.close(member.fd)
-                    throw error
-                  }
-                })
-              )
+          : { op: "unshare", args: { kinds: valid, propagation: options?.propagation ?? "private" } }
+        const request: Request = { operation: "NamespaceSet.unshare", enter: [...members.values()], pidfd: impl(set).pidfd, task, leave: true }
+        // The new fds (and a new pid namespace's init) exist in this process from the moment the
+        // thread makes them, so the whole exchange is one uninterruptible acquisition: they always
+        // get an owner.
+        return adopt(
+          PinnedThreads.use((threads) =>
+            threads.use((thread) =>
+              Effect.flatMap(thread.call(request), (response) =>
+                settle<ReadonlyArray<Member> | { members: ReadonlyArray<Member>; init?: number }, never>(thread, response, true))
+            )
+          ).pipe(
+            Effect.flatMap((made) =>
+              attempt<Parts, SystemError | PermissionDenied>(() => {
+                const created = Array.isArray(made) ? made : (made as { members: ReadonlyArray<Member> }).members
+                const initPid = Array.isArray(made) ? undefined : (made as { init?: number }).init
+                const inits = initPid === undefined ? [] : [new Init(initPid)]
+                const carried = [...members.values()].filter((member) => !valid.includes(member.kind))
+                try {
+                  const carriedInits = carried.some((member) => member.kind === "pid") ? impl(set).inits.map((init) => init.retain()) : []
+                  return { members: [...created, ...duplicate("NamespaceSet.unshare", carried)], inits: [...inits, ...carriedInits] }
+                } catch (error) {
+                  for (const member of created) libc.close(member.fd)
+                  for (const init of inits) init.release()
+                  throw error
+                }
+              })
             )
           )
-        }))
-    })
+        )
+      }))
 )
 
 /**

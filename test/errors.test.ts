@@ -86,23 +86,38 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("b
         if (error._tag === "KindNotInSet") assert.strictEqual(error.kind, "uts")
       }))
 
-    it.effect("a set holding a user namespace cannot be entered; dup without user can", () =>
+    it.effect("a set holding a new user namespace cannot be entered (but exec runs in it); dup without user can", () =>
       Effect.gen(function*() {
-        const set = yield* NamespaceSet.current(["user", "net"])
+        const rootMap = [{ containerId: 0, hostId: 0, size: 1 }]
+        const set = yield* NamespaceSet.unshareCurrent(["user", "net"], { uidMap: rootMap, gidMap: rootMap })
         const error = yield* Effect.flip(NamespaceSet.run(set, Task.tid))
         assert.strictEqual(error._tag, "UserNamespaceNotEnterable")
         assert.include(error.message, "dup")
+        const entered = yield* Effect.flip(Effect.scoped(NamespaceSet.enter(set)))
+        assert.strictEqual(entered._tag, "UserNamespaceNotEnterable")
+        const inside = yield* NamespaceSet.run(set, Task.exec("readlink", ["/proc/self/ns/user"]))
+        assert.strictEqual(inside.exitCode, 0, inside.stderr)
+        assert.strictEqual(inside.stdout.trim(), yield* NamespaceSet.id(set, "user"))
         const withoutUser = yield* NamespaceSet.dup(set, ["net"])
         assert.isNumber(yield* NamespaceSet.run(withoutUser, Task.tid))
+        // This process's own user namespace is where the threads already are: that set can be entered.
+        const own = yield* NamespaceSet.current(["user", "net"])
+        assert.isNumber(yield* NamespaceSet.run(own, Task.tid))
       }))
 
-    it.effect("user and pid namespaces cannot be unshared yet: UnsupportedKind says so", () =>
+    it.effect("unshares that would put namespaces under the wrong owner, or bad id maps, are refused with the reason", () =>
       Effect.gen(function*() {
-        for (const kind of ["user", "pid"] as const) {
-          const error = yield* Effect.flip(NamespaceSet.unshareCurrent([kind, "net"]))
-          assert.strictEqual(error._tag, "UnsupportedKind")
-          if (error._tag === "UnsupportedKind") assert.strictEqual(error.kind, kind)
-        }
+        const withUser = yield* NamespaceSet.unshareCurrent(["user", "net"], { uidMap: [{ containerId: 0, hostId: 0, size: 1 }] })
+        const nested = yield* Effect.flip(NamespaceSet.unshare(withUser, ["uts"]))
+        assert.strictEqual(nested._tag, "UnsupportedKind")
+        assert.include(nested.message, "user namespace")
+        const timeAndUser = yield* Effect.flip(NamespaceSet.unshareCurrent(["user", "time"]))
+        assert.strictEqual(timeAndUser._tag === "UnsupportedKind" && timeAndUser.kind, "time")
+        const mapsWithoutUser = yield* Effect.flip(NamespaceSet.unshareCurrent(["net"], { uidMap: [{ containerId: 0, hostId: 0, size: 1 }] }))
+        assert.strictEqual(mapsWithoutUser._tag, "InvalidOptions")
+        const badMap = yield* Effect.flip(NamespaceSet.unshareCurrent(["user"], { gidMap: [{ containerId: 0, hostId: -1, size: 1 }] }))
+        assert.strictEqual(badMap._tag, "InvalidOptions")
+        assert.include(badMap.message, "hostId")
       }))
 
     it.effect("a caller without CAP_SYS_ADMIN gets PermissionDenied, with the operation, call and errno", () =>

@@ -31,7 +31,16 @@ const c = {
   fchdir: lib.func("int fchdir(int fd)"),
   gettid: lib.func("int gettid()"),
   mount: lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)"),
-  sethostname: lib.func("int sethostname(const char *name, size_t len)")
+  sethostname: lib.func("int sethostname(const char *name, size_t len)"),
+  ioctlUid: lib.func("ioctl", "int", ["int", "unsigned long", koffi.out(koffi.pointer("uint32_t"))]),
+  clone: lib.func("int clone(uintptr_t fn, uintptr_t stack, int flags, uintptr_t arg, ...)"),
+  dlsym: lib.func("uintptr_t dlsym(uintptr_t handle, const char *name)"),
+  sigfillset: lib.func("int sigfillset(_Inout_ uint8_t *set)"),
+  pthreadSigmask: lib.func("int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)"),
+  kill: lib.func("int kill(int pid, int sig)"),
+  waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
+  syscall: lib.func("long syscall(long number, ...)"),
+  umount2: lib.func("int umount2(const char *target, int flags)")
 }
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -125,6 +134,111 @@ export const setRootPropagation = (propagation: Propagation): void => {
   check("mount", c.mount(null, "/", null, flags, null))
 }
 
+/** `NS_GET_OWNER_UID`: the uid (in the caller's user namespace) that created a user namespace. */
+export const namespaceOwnerUid = (fd: number): number => {
+  const uid = [0]
+  check("ioctl", c.ioctlUid(fd, NS_GET_OWNER_UID, uid))
+  return uid[0]!
+}
+
 export const sethostname = (name: string): void => {
   check("sethostname", c.sethostname(name, Buffer.byteLength(name)))
+}
+
+const CLONE_FILES = 0x400
+const SIGCHLD = 17
+const SIG_BLOCK = 0
+const SIG_SETMASK = 2
+const STACK_BYTES = 64 * 1024
+const pause = c.dlsym(0, "pause") as number
+
+/**
+ * Starts a child process in new namespaces (`flags`: CLONE_NEW* bits) that does nothing but wait
+ * for SIGKILL, and returns its pid.
+ *
+ * User namespaces can only be made by a single-threaded process, so they are made by a child:
+ * glibc's `clone()` runs libc's own `pause` in it (a native function pointer: no JavaScript ever
+ * runs in the child, whose copy of the process has only this one thread). The child shares the fd
+ * table (`CLONE_FILES`), so it holds no copies of the process's fds: a socket closed here is not
+ * kept open by it. Every signal is blocked in this thread across the call, and so in the child:
+ * a signal meant for it would otherwise run the parent's handlers (libuv's) in the child. SIGKILL
+ * cannot be blocked and ends it.
+ */
+export const cloneParked = (flags: number): number => {
+  const stack = koffi.alloc("uint8_t", STACK_BYTES)
+  const top = Number(koffi.address(stack)) + STACK_BYTES - 64
+  const all = Buffer.alloc(128)
+  const previous = Buffer.alloc(128)
+  c.sigfillset(all)
+  check("pthread_sigmask", c.pthreadSigmask(SIG_BLOCK, all, previous))
+  let pid: number
+  let code = 0
+  try {
+    pid = c.clone(pause, top, flags | CLONE_FILES | SIGCHLD, 0)
+    if (pid < 0) code = koffi.errno()
+  } finally {
+    c.pthreadSigmask(SIG_SETMASK, previous, null)
+    koffi.free(stack)
+  }
+  if (pid < 0) throw new SyscallFailure("clone", code)
+  return pid
+}
+
+export const SIGKILL = 9
+const WNOHANG = 1
+
+export const kill = (pid: number, signal: number): void => {
+  check("kill", c.kill(pid, signal))
+}
+
+/** Reaps `pid` if it has exited; never blocks. True once reaped (or already gone). */
+export const reapNoHang = (pid: number): boolean => {
+  const status = [0]
+  const result = c.waitpid(pid, status, WNOHANG)
+  if (result < 0) {
+    const code = koffi.errno()
+    if (errnoName(code) === "ECHILD") return true
+    throw new SyscallFailure("waitpid", code)
+  }
+  return result === pid
+}
+
+const pause1ms = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * Kills a child made by {@link cloneParked} and reaps it, polling for at most `timeoutMs` (a killed
+ * child is gone within microseconds; nothing here blocks indefinitely). Returns whether it was reaped.
+ */
+export const killAndReap = (pid: number, timeoutMs = 1_000): boolean => {
+  try {
+    kill(pid, SIGKILL)
+  } catch (error) {
+    if (!(error instanceof SyscallFailure && error.errno === "ESRCH")) throw error
+  }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (reapNoHang(pid)) return true
+    if (Date.now() >= deadline) return false
+    Atomics.wait(pause1ms, 0, 0, 1)
+  }
+}
+
+const SYS_pidfd_open = 434
+
+/** `pidfd_open(2)`: an fd that refers to process `pid` (close-on-exec, as the kernel makes it). */
+export const pidfdOpen = (pid: number): number =>
+  check("pidfd_open", Number(c.syscall(SYS_pidfd_open, "int", pid, "unsigned int", 0)))
+
+const MNT_DETACH = 2
+
+/** Detaches the mount at `target` (lazily, like `umount -l`). */
+export const unmount = (target: string): void => {
+  check("umount2", c.umount2(target, MNT_DETACH))
+}
+
+const MS_BIND = 0x1000
+
+/** Bind-mounts `source` (e.g. `/proc/self/fd/N` of a namespace fd) onto `target`. */
+export const bindMount = (source: string, target: string): void => {
+  check("mount", c.mount(source, target, null, MS_BIND, null))
 }

@@ -29,6 +29,8 @@ export interface Request {
   /** The public operation this request serves, named in errors (e.g. `"NamespaceSet.run"`). */
   readonly operation: string
   readonly enter?: ReadonlyArray<Member> | undefined
+  /** A pidfd to join `enter`'s kinds with, all at once (sets made by `fromPid`). */
+  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
   readonly task?: TaskSpec | undefined
   readonly leave?: boolean | undefined
 }

@@ -13,6 +13,7 @@ import type { NamespaceKind } from "../NamespaceKind.ts"
 const classes: Record<string, new(fields: any) => NamespaceError> = {
   PermissionDenied: Errors.PermissionDenied,
   SystemError: Errors.SystemError,
+  ProcessNotFound: Errors.ProcessNotFound,
   CommandNotFound: Errors.CommandNotFound,
   ModuleTaskError: Errors.ModuleTaskError,
   PayloadTooLarge: Errors.PayloadTooLarge,

@@ -102,26 +102,53 @@ const thrownValue = (error: unknown): unknown => {
 // Joining and leaving
 // ---------------------------------------------------------------------------------------------
 
-const join = (operation: string, members: ReadonlyArray<Member>): void => {
+// Set when the set holds a user namespace other than the thread's: nothing is joined by the
+// thread, and `exec` has nsenter join every kind (user first, which is what grants the right to
+// join the others).
+let viaHelper = false
+
+const join = (operation: string, members: ReadonlyArray<Member>, pidfd?: { fd: number; pid: number }): void => {
   const byKind = new Map(members.map((member) => [member.kind, member]))
+  const user = byKind.get("user")
+  if (user !== undefined && !sameIdentity(user, baseline.user)) {
+    viaHelper = true
+    for (const member of members) joined.set(member.kind, member)
+    return
+  }
+  const pending: Array<Member> = []
   for (const kind of enterOrder) {
     const member = byKind.get(kind)
-    // A thread of a multithreaded process cannot join a time namespace (EUSERS) nor a user
-    // namespace (EINVAL). Time is applied to the processes a task starts (see `exec`); user sets
-    // are refused on the main side.
-    if (member === undefined || kind === "time" || kind === "user") continue
+    if (member === undefined) continue
     joined.set(kind, member)
-    // Joining is done from the baseline, so a namespace equal to the baseline's is already joined:
+    // A thread of a multithreaded process cannot join a time namespace (EUSERS) nor a user
+    // namespace (EINVAL); time is applied to the processes a task starts (see `exec`). Joining
+    // is done from the baseline, so a namespace equal to the baseline's is already joined:
     // skipping it saves a setns each way, and lets an unprivileged caller use its own namespaces.
-    if (sameIdentity(member, baseline[kind])) continue
-    try {
-      libc.setns(member.fd, cloneFlag[kind])
-    } catch (error) {
-      throw syscallError(operation, error, { kind })
-    }
-    touched.add(kind)
+    if (kind === "time" || kind === "user" || sameIdentity(member, baseline[kind])) continue
+    pending.push(member)
   }
-  for (const member of members) if (member.kind === "time") joined.set("time", member)
+  if (pidfd !== undefined && pending.length > 0) {
+    // One setns with a pidfd joins all the kinds at once, or none: the kernel installs them
+    // together, so the thread is never half inside a process's namespaces.
+    try {
+      libc.setns(pidfd.fd, toCloneFlags(pending.map((member) => member.kind)))
+    } catch (error) {
+      if (error instanceof libc.SyscallFailure && error.errno === "ESRCH") {
+        throw { _tag: "ProcessNotFound", operation, pid: pidfd.pid } satisfies WireError
+      }
+      throw syscallError(operation, error)
+    }
+    for (const member of pending) touched.add(member.kind)
+    return
+  }
+  for (const member of pending) {
+    try {
+      libc.setns(member.fd, cloneFlag[member.kind])
+    } catch (error) {
+      throw syscallError(operation, error, { kind: member.kind })
+    }
+    touched.add(member.kind)
+  }
 }
 
 const leave = (): Pick<Response, "clean" | "reason"> => {
@@ -132,7 +159,7 @@ const leave = (): Pick<Response, "clean" | "reason"> => {
     // library put it means the task changed the thread behind the library's back.
     for (const kind of all) {
       const member = joined.get(kind)
-      const expected = member !== undefined && kind !== "time" ? member : baseline[kind]
+      const expected = member !== undefined && kind !== "time" && kind !== "user" && !viaHelper ? member : baseline[kind]
       if (!sameIdentity(currentIdentity(kind), expected)) problems.push(`the task changed the ${kind} namespace`)
     }
   }
@@ -166,6 +193,7 @@ const leave = (): Pick<Response, "clean" | "reason"> => {
   if (tainted !== undefined) problems.push(`tainted by the task: ${tainted}`)
   joined = new Map()
   touched = new Set()
+  viaHelper = false
   userCodeRan = false
   tainted = undefined
   return problems.length === 0 ? { clean: true } : { clean: false, reason: problems.join("; ") }
@@ -184,13 +212,23 @@ interface ExecArgs {
 }
 
 const exec = (spec: ExecArgs): Promise<Outcome> => {
-  // The kernel lets only a single-threaded process join a time namespace, so a child that must
-  // run in the set's time namespace is started through util-linux nsenter, which joins it and
-  // then execs the command.
-  const time = joined.get("time")
-  const [file, argv] = time === undefined
+  // The kernel lets only a single-threaded process join a user or a time namespace, so a child
+  // that must run in the set's user or time namespace is started through util-linux nsenter,
+  // which joins them (user first) and then execs the command. Joining a user namespace makes the
+  // child uid and gid 0 in it, which needs 0 to be mapped.
+  const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
+  const helper = helperKinds.flatMap((kind) => {
+    const member = joined.get(kind)
+    if (member === undefined) return []
+    return [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${member.fd}`]
+  })
+  // nsenter makes the command uid and gid 0 in a user namespace it joins, which needs setgroups(2)
+  // and so fails where setgroups is denied, as it must be for an unprivileged gid map. An
+  // unprivileged caller's own ids are what its maps map, so it keeps them instead.
+  const credentials = joined.has("user") && process.geteuid!() !== 0 ? ["--preserve-credentials"] : []
+  const [file, argv] = helper.length === 0
     ? [spec.command, spec.args]
-    : ["nsenter", [`--time=/proc/${process.pid}/fd/${time.fd}`, "--", spec.command, ...spec.args]]
+    : ["nsenter", [...helper, ...credentials, "--", spec.command, ...spec.args]]
   return new Promise((resolve) => {
     const stdout: Array<Buffer> = []
     const stderr: Array<Buffer> = []
@@ -294,6 +332,84 @@ const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: 
   return members
 }
 
+interface IdMapping {
+  readonly containerId: number
+  readonly hostId: number
+  readonly size: number
+}
+
+interface CloneArgs {
+  readonly kinds: ReadonlyArray<NamespaceKind>
+  readonly uidMap?: ReadonlyArray<IdMapping>
+  readonly gidMap?: ReadonlyArray<IdMapping>
+  readonly setgroups?: "allow" | "deny"
+  /** Keep the child alive as the init of its new pid namespace (else it is killed at once). */
+  readonly keepInit: boolean
+  readonly propagation: libc.Propagation | "unchanged"
+}
+
+const mapText = (map: ReadonlyArray<IdMapping>) =>
+  map.map((entry) => `${entry.containerId} ${entry.hostId} ${entry.size}\n`).join("")
+
+/**
+ * New namespaces made by a parked child (see `libc.cloneParked`): the only way a multithreaded
+ * process can make a user namespace, and the way a new pid namespace gets the init process it
+ * needs. The child is born in this thread's namespaces (the set it joined) for every kind not in
+ * `kinds`, and new user namespaces' id maps are written before anything else can use it.
+ */
+const cloneKinds = (args: CloneArgs) => {
+  const operation = "NamespaceSet.unshare"
+  let pid: number
+  try {
+    pid = libc.cloneParked(toCloneFlags(args.kinds))
+  } catch (error) {
+    throw syscallError(operation, error, args.kinds.length === 1 ? { kind: args.kinds[0]! } : {})
+  }
+  const members: Array<Member> = []
+  const abandon = () => {
+    for (const member of members) libc.close(member.fd)
+    libc.killAndReap(pid)
+  }
+  const write = (file: string, text: string) => {
+    const path = `/proc/${pid}/${file}`
+    try {
+      fs.writeFileSync(path, text)
+    } catch (error) {
+      abandon()
+      throw syscallError(operation, error, { kind: "user", path })
+    }
+  }
+  if (args.uidMap !== undefined) write("uid_map", mapText(args.uidMap))
+  if (args.setgroups !== undefined) write("setgroups", args.setgroups)
+  if (args.gidMap !== undefined) write("gid_map", mapText(args.gidMap))
+  try {
+    for (const kind of args.kinds) {
+      const fd = libc.open(`/proc/${pid}/ns/${kind}`)
+      members.push({ kind, fd, ...identityOf(fs.fstatSync(fd)) })
+    }
+  } catch (error) {
+    abandon()
+    throw syscallError(operation, error)
+  }
+  // A new mount namespace copies shared mounts as shared, so mounts made in it would reach the
+  // parent's; make them private (or slave) from inside, as for unshare. In a new user namespace the
+  // kernel has already reduced them to slaves (it is less privileged than its parent).
+  const mnt = members.find((member) => member.kind === "mnt")
+  if (mnt !== undefined && !args.kinds.includes("user") && args.propagation !== "unchanged") {
+    try {
+      touched.add("mnt")
+      libc.setns(mnt.fd, cloneFlag.mnt)
+      libc.setRootPropagation(args.propagation)
+    } catch (error) {
+      abandon()
+      throw syscallError(operation, error, { kind: "mnt", path: "/" })
+    }
+  }
+  if (args.keepInit) return { members, init: pid }
+  libc.killAndReap(pid)
+  return { members }
+}
+
 const identify = () => {
   const namespaces = {} as Record<NamespaceKind, { kind: NamespaceKind; id: string; dev: number; ino: number }>
   for (const kind of all) {
@@ -308,6 +424,7 @@ const tasks: Record<string, (args: any) => unknown> = {
   exec,
   module: runModule,
   unshare: unshareKinds,
+  clone: cloneKinds,
   hostname: () => os.hostname(),
   setHostname: (args: { name: string }) => {
     try {
@@ -379,7 +496,7 @@ const serve = (): void => {
     const request = channel.read(chan) as Request
     let outcome: Outcome | Promise<Outcome> | undefined
     try {
-      if (request.enter !== undefined) join(request.operation, request.enter)
+      if (request.enter !== undefined) join(request.operation, request.enter, request.pidfd)
     } catch (error) {
       // Half inside a set is nowhere to stay: undo the kinds already joined before answering.
       finish(request, { ok: false, error: error as WireError }, true)
