@@ -35,7 +35,8 @@ import {
 import { PinnedThreads, type Thread } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { Member, Request, Response, TaskSpec } from "./internal/protocol.ts"
+import type { Member, Request, Response, TaskSpec, WireError } from "./internal/protocol.ts"
+import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
 
 const TypeId = "~gonso/NamespaceSet" as const
@@ -581,23 +582,31 @@ export const run: {
   <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions): Effect.Effect<A, E | EnterError, PinnedThreads>
 } = dual(
   (args) => isNamespaceSet(args[0]),
-  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) => {
-    const restore = options?.restore ?? true
-    // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
-    // can offer one (it starts its command through nsenter).
-    const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
-      task.op === "exec" ? Effect.succeed([...members.values()]) : enterable("NamespaceSet.run", members)
-    return withMembers(set, "NamespaceSet.run", (members) =>
-      Effect.flatMap(joinable(members), (enter) =>
-        PinnedThreads.use((threads) =>
-          threads.use((thread) =>
-            Effect.flatMap(
-              thread.call({ operation: "NamespaceSet.run", enter, pidfd: impl(set).pidfd, task: spec(task as Task<unknown, unknown>), leave: restore }),
-              (response) => settle<A, E | EnterError>(thread, response, restore)
-            )
-          ))))
-  }
+  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) =>
+    runSpec<A, E>("NamespaceSet.run", set, spec(task as Task<unknown, unknown>), options?.restore ?? true)
 )
+
+/** `run` for a task spec, shared with the operations that run built-in steps inside a set. */
+const runSpec = <A, E>(
+  operation: string,
+  set: NamespaceSet,
+  task: TaskSpec,
+  restore: boolean
+): Effect.Effect<A, E | EnterError, PinnedThreads> => {
+  // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
+  // can offer one (it starts its command through nsenter).
+  const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
+    task.op === "exec" ? Effect.succeed([...members.values()]) : enterable(operation, members)
+  return withMembers(set, operation, (members) =>
+    Effect.flatMap(joinable(members), (enter) =>
+      PinnedThreads.use((threads) =>
+        threads.use((thread) =>
+          Effect.flatMap(
+            thread.call({ operation, enter, pidfd: impl(set).pidfd, task, leave: restore }),
+            (response) => settle<A, E | EnterError>(thread, response, restore)
+          )
+        ))))
+}
 
 /**
  * A pinned thread inside a set, from {@link enter}: run several tasks in a row on the same thread
@@ -675,6 +684,173 @@ export const enter = (
         )
     }
   })
+
+// ---------------------------------------------------------------------------------------------
+// Persistence
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of {@link mount} and the functions like it.
+ *
+ * @since 0.1.0
+ */
+export interface MountOptions {
+  /**
+   * The mount namespace to make (or remove) the mounts in, as a set holding it: a pinned thread
+   * joins the set and mounts there. Default: this process's own mount namespace.
+   */
+  readonly mountNamespace?: NamespaceSet | undefined
+}
+
+type MountError = SetClosed | KindNotInSet | InvalidKind | InvalidOptions | PermissionDenied | SystemError | EnterError
+
+/** Runs a persistence step here, or on a pinned thread inside `options.mountNamespace`. */
+const inMountNamespace = (
+  operation: string,
+  options: MountOptions | undefined,
+  op: "mount" | "unmount",
+  args: unknown,
+  here: () => void
+): Effect.Effect<void, MountError, PinnedThreads> =>
+  options?.mountNamespace === undefined
+    ? attempt<void, MountError>(() => {
+      try {
+        here()
+      } catch (error) {
+        if (error instanceof libc.SyscallFailure) throw fromSyscall(error, operation)
+        throw Predicate.hasProperty(error, "_tag") && !(error instanceof Error) ? fromWire(error as WireError) : error
+      }
+    })
+    : runSpec<void, MountError>(operation, options.mountNamespace, { op, args }, true)
+
+const mountTargets = (
+  operation: string,
+  set: NamespaceSet,
+  targets: ReadonlyArray<readonly [NamespaceKind, string]>,
+  options: MountOptions | undefined,
+  exclusive = false
+): Effect.Effect<void, MountError, PinnedThreads> =>
+  withMembers(set, operation, (members) =>
+    Effect.suspend(() => {
+      for (const [kind] of targets) if (!members.has(kind)) return Effect.fail(new KindNotInSet({ operation, kind }))
+      const mounts = targets.map(([kind, target]) => ({ kind, fd: members.get(kind)!.fd, target }))
+      return inMountNamespace(operation, options, "mount", { operation, mounts, exclusive }, () =>
+        persist.mountAll(operation, mounts, exclusive))
+    }))
+
+const dirTargets = (set: NamespaceSet, dir: string) =>
+  set.kinds.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`] as const)
+
+/**
+ * Bind-mounts each namespace of the set onto `dir/<kind>` (gonso's `Set.Mount`), creating the
+ * directory and files where missing, so that the namespaces outlive the set and can be opened
+ * again with {@link fromPath}. All or nothing. The mounts stay until {@link unmount}; see
+ * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
+ *
+ * @since 0.1.0
+ */
+export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options)
+
+/**
+ * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
+ * cannot be mounted inside itself (the kernel would make a loop): that fails with `InvalidOptions`.
+ *
+ * @since 0.1.0
+ */
+export const mountKind = (
+  set: NamespaceSet,
+  kind: NamespaceKind,
+  file: string,
+  options?: MountOptions
+): Effect.Effect<void, MountError, PinnedThreads> => mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options)
+
+/**
+ * Detaches the mounts at `paths` and removes the files.
+ *
+ * @since 0.1.0
+ */
+export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
+
+/**
+ * {@link mount}, undone when the current Scope closes.
+ *
+ * @since 0.1.0
+ */
+export const mountScoped = (
+  set: NamespaceSet,
+  dir: string,
+  options?: MountOptions
+): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> => {
+  const targets = dirTargets(set, dir)
+  return Effect.acquireRelease(
+    mountTargets("NamespaceSet.mountScoped", set, targets, options),
+    () => Effect.ignore(unmount(targets.map(([, target]) => target), options))
+  )
+}
+
+/**
+ * {@link mountKind}, undone when the current Scope closes.
+ *
+ * @since 0.1.0
+ */
+export const mountKindScoped = (
+  set: NamespaceSet,
+  kind: NamespaceKind,
+  file: string,
+  options?: MountOptions
+): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
+  Effect.acquireRelease(
+    mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
+    () => Effect.ignore(unmount([file], options))
+  )
+
+const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
+  name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
+    ? new InvalidOptions({ operation, reason: `${JSON.stringify(name)} is not a valid network namespace name` })
+    : undefined
+
+/**
+ * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
+ * `/run/netns/NAME`, with `/run/netns` made a shared mount point first, so that `ip netns list`
+ * shows it and `ip netns exec NAME ...` runs inside it. The name is removed (unmounted and
+ * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`).
+ *
+ * @since 0.1.0
+ */
+export const persistNetns = (
+  set: NamespaceSet,
+  name: string
+): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> => {
+  const operation = "NamespaceSet.persistNetns"
+  const invalid = validNetnsName(operation, name)
+  if (invalid !== undefined) return Effect.fail(invalid)
+  const target = `${persist.NETNS_DIR}/${name}`
+  return Effect.acquireRelease(
+    Effect.andThen(
+      attempt<void, MountError>(() => {
+        try {
+          persist.prepareNetnsDir(operation)
+        } catch (error) {
+          throw fromWire(error as WireError)
+        }
+      }),
+      mountTargets(operation, set, [["net", target]], undefined, true)
+    ).pipe(Effect.as(target)),
+    () => Effect.ignore(unmount([target]))
+  )
+}
+
+/**
+ * The network namespace named `name` by `ip netns add` (or {@link persistNetns}): `/run/netns/NAME`.
+ *
+ * @since 0.1.0
+ */
+export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> => {
+  const invalid = validNetnsName("NamespaceSet.fromNetnsName", name)
+  return invalid !== undefined ? Effect.fail(invalid) : open("NamespaceSet.fromNetnsName", [["net", `${persist.NETNS_DIR}/${name}`]])
+}
 
 // ---------------------------------------------------------------------------------------------
 // Making namespaces

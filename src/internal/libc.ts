@@ -91,6 +91,7 @@ export const CLONE_FS = 0x200
 const MS_REC = 0x4000
 const MS_PRIVATE = 1 << 18
 const MS_SLAVE = 1 << 19
+const MS_SHARED = 1 << 20
 
 export const unshare = (flags: number): void => {
   check("unshare", c.unshare(flags))
@@ -241,4 +242,9 @@ const MS_BIND = 0x1000
 /** Bind-mounts `source` (e.g. `/proc/self/fd/N` of a namespace fd) onto `target`. */
 export const bindMount = (source: string, target: string): void => {
   check("mount", c.mount(source, target, null, MS_BIND, null))
+}
+
+/** Makes the mount at `target` (and those below it) shared. */
+export const makeShared = (target: string): void => {
+  check("mount", c.mount("none", target, null, MS_SHARED | MS_REC, null))
 }

@@ -14,6 +14,7 @@ const classes: Record<string, new(fields: any) => NamespaceError> = {
   PermissionDenied: Errors.PermissionDenied,
   SystemError: Errors.SystemError,
   ProcessNotFound: Errors.ProcessNotFound,
+  InvalidOptions: Errors.InvalidOptions,
   CommandNotFound: Errors.CommandNotFound,
   ModuleTaskError: Errors.ModuleTaskError,
   PayloadTooLarge: Errors.PayloadTooLarge,

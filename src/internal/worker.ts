@@ -22,6 +22,7 @@ import { parentPort, workerData } from "node:worker_threads"
 import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../NamespaceKind.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
+import * as persist from "./persist.ts"
 import type { Identity, Member, Outcome, Ready, Request, Response, TaskSpec, WireError, WorkerData } from "./protocol.ts"
 
 const port = parentPort!
@@ -425,6 +426,11 @@ const tasks: Record<string, (args: any) => unknown> = {
   module: runModule,
   unshare: unshareKinds,
   clone: cloneKinds,
+  mount: (args: { operation: string; mounts: ReadonlyArray<persist.Mount>; exclusive: boolean }) =>
+    persist.mountAll(args.operation, args.mounts, args.exclusive),
+  unmount: (args: { targets: ReadonlyArray<string> }) => {
+    for (const target of args.targets) persist.unmountOne(target)
+  },
   hostname: () => os.hostname(),
   setHostname: (args: { name: string }) => {
     try {
@@ -465,7 +471,11 @@ const runTask = (spec: TaskSpec): Outcome | Promise<Outcome> => {
     return { ok: true, value }
   } catch (error) {
     if (typeof (error as WireError)?._tag === "string") return { ok: false, error: error as WireError }
-    throw error
+    try {
+      return { ok: false, error: syscallError(`Task.${spec.op}`, error) }
+    } catch {
+      return { ok: false, error: { _tag: "ThreadFailure", reason: `task ${spec.op} failed: ${String(error)}`, tid } }
+    }
   }
 }
 
