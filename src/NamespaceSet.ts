@@ -10,6 +10,7 @@
  *
  * @since 0.1.0
  */
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { Effect, Predicate, Scope, Semaphore } from "effect"
 import { dual } from "effect/Function"
@@ -17,6 +18,7 @@ import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Kind from "./NamespaceKind.ts"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import {
+  CommandNotFound,
   InvalidKind,
   KindMismatch,
   KindNotInSet,
@@ -891,9 +893,16 @@ export interface UnshareOptions {
    * this process is not root and a gid map is given; otherwise nothing is written (`"allow"`).
    */
   readonly setgroups?: "allow" | "deny" | undefined
+  /**
+   * For a new time namespace: clock offsets in whole seconds (negative allowed), written before
+   * anything enters it. `monotonic` shifts CLOCK_MONOTONIC, `boottime` CLOCK_BOOTTIME (and so
+   * `/proc/uptime`). The namespace is then made by util-linux `unshare`, which must be on PATH: only
+   * a single-threaded process can write the offsets of a time namespace it made.
+   */
+  readonly timeOffsets?: { readonly monotonic?: number | undefined; readonly boottime?: number | undefined } | undefined
 }
 
-type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions
+type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions | CommandNotFound
 
 const validMap = (name: string, map: ReadonlyArray<IdMapping> | undefined): string | undefined => {
   if (map === undefined) return undefined
@@ -979,6 +988,10 @@ export const unshare: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
+    options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options)
+)
+
+const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
     withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
       withMembers(set, "NamespaceSet.unshare", (members): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
         const refused = planUnshare(valid, members, options)
@@ -1029,7 +1042,90 @@ export const unshare: {
           )
         )
       }))
-)
+
+/**
+ * A time namespace with clock offsets, made by util-linux `unshare` (`--time --monotonic
+ * --boottime`), which writes the offsets before anything enters the namespace and then execs a
+ * placeholder whose `time_for_children` is the new namespace. Its fd is opened, then the helper is
+ * killed. The other kinds, if any, are made as usual and the results combined.
+ */
+const unshareWithTimeOffsets = (
+  set: NamespaceSet,
+  kinds: ReadonlyArray<NamespaceKind>,
+  options: UnshareOptions
+): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
+  const operation = "NamespaceSet.unshare"
+  const offsets = options.timeOffsets!
+  if (!kinds.includes("time")) {
+    return Effect.fail(new InvalidOptions({ operation, reason: "timeOffsets apply only when a time namespace is made (add \"time\" to the kinds)" }))
+  }
+  for (const [clock, value] of Object.entries(offsets)) {
+    if (value !== undefined && !Number.isSafeInteger(value)) {
+      return Effect.fail(new InvalidOptions({ operation, reason: `timeOffsets.${clock} must be a whole number of seconds, not ${value}` }))
+    }
+  }
+  const rest = kinds.filter((kind) => kind !== "time")
+  const { timeOffsets: _, ...restOptions } = options
+  return Effect.flatMap(Scope.Scope, (outer) =>
+    Effect.scoped(Effect.gen(function*() {
+      const base = rest.length > 0 ? yield* unshareOnThread(set, rest, restOptions) : set
+      const time = yield* timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0)
+      return yield* Scope.provide(outer)(withMembers(base, operation, (members) =>
+        adopt(attempt<Parts, SystemError | PermissionDenied>(() => {
+          const carried = [...members.values()].filter((member) => member.kind !== "time")
+          const inits = carried.some((member) => member.kind === "pid") ? impl(base).inits.map((init) => init.retain()) : []
+          return { members: [...duplicate(operation, carried), time], inits }
+        }))))
+    })))
+}
+
+const timeNamespaceWithOffsets = (
+  operation: string,
+  monotonic: number,
+  boottime: number
+): Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions> =>
+  Effect.callback<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>((resume) => {
+    const helper = spawn("unshare", ["--time", "--monotonic", String(monotonic), "--boottime", String(boottime), "sleep", "600"], {
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    let done = false
+    helper.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    const finish = (effect: Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>) => {
+      if (done) return
+      done = true
+      clearInterval(poll)
+      if (helper.exitCode === null && helper.signalCode === null) helper.kill("SIGKILL")
+      resume(effect)
+    }
+    helper.on("error", (error: NodeJS.ErrnoException) =>
+      finish(Effect.fail(new CommandNotFound({ command: "unshare", errno: error.code ?? "ENOENT" }))))
+    helper.on("exit", (code) => {
+      const denied = /not permitted|permission denied/i.test(stderr)
+      const fields = { operation, call: "unshare(1)", errno: denied ? "EPERM" : "EIO", code: denied ? 1 : 5, kind: "time" as const }
+      finish(Effect.fail(denied ? new PermissionDenied(fields) : new SystemError(fields)))
+      void code
+    })
+    // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
+    // namespace is ready and still unentered.
+    const poll = setInterval(() => {
+      if (helper.pid === undefined) return
+      let exe: string
+      try {
+        exe = fs.readlinkSync(`/proc/${helper.pid}/exe`)
+      } catch {
+        return
+      }
+      if (!exe.endsWith("/sleep")) return
+      try {
+        const member = openMember(operation, "time", `/proc/${helper.pid}/ns/time_for_children`)
+        finish(Effect.succeed(member))
+      } catch (error) {
+        finish(Effect.fail(error as SystemError))
+      }
+    }, 1)
+    return Effect.sync(() => finish(Effect.interrupt as never))
+  })
 
 /**
  * New namespaces of `kinds` for a set of just those kinds (gonso's package-level `Unshare`):

@@ -14,3 +14,5 @@ export * as PinnedThreads from "./PinnedThreads.ts"
 export * as Task from "./Task.ts"
 /** @since 0.1.0 */
 export * as NamespaceError from "./NamespaceError.ts"
+/** @since 0.1.0 */
+export * as NamespacePool from "./NamespacePool.ts"
