@@ -89,7 +89,11 @@ export const make = <E = never>(
       return Exit.map(made, (set): Ready => ({ set, scope })) as Exit.Exit<Ready, NamespaceError>
     })
     // Offering blocks while the pool is full, so at most `size` sets (or failures) wait at once.
-    const filler = yield* Effect.forkDetach(Effect.forever(Effect.flatMap(Effect.uninterruptible(makeOne), (exit) => Queue.offer(queue, exit))))
+    // A set made while the pool is full waits in `offer`; if the pool closes meanwhile, it is
+    // closed here, since no taker will ever see it.
+    const offer = (exit: Exit.Exit<Ready, NamespaceError>) =>
+      Effect.onInterrupt(Queue.offer(queue, exit), () => Exit.isSuccess(exit) ? Scope.close(exit.value.scope, Exit.void) : Effect.void)
+    const filler = yield* Effect.forkDetach(Effect.forever(Effect.flatMap(Effect.uninterruptible(makeOne), offer)))
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Fiber.interrupt(filler)
