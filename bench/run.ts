@@ -56,6 +56,13 @@ const program = Effect.gen(function*() {
   rows.push(summarize("nsenter --net=FILE true", spawnTimes(SPAWNS, "nsenter", [`--net=${netFile}`, "true"])))
   rows.push(summarize("unshare(['net']) (scoped, closed after)", yield* sample(UNSHARES, Effect.scoped(NamespaceSet.unshare(host, ["net"])))))
   rows.push(summarize("floor: unshare(NEWNET) + open + setns back", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "unshareNet", { iterations: UNSHARES }))))
+  const maps = { uidMap: [{ containerId: 0, hostId: 100_000, size: 65_536 }], gidMap: [{ containerId: 0, hostId: 100_000, size: 65_536 }] }
+  const hostUserNet = yield* NamespaceSet.current(["user", "net"])
+  rows.push(summarize("unshare(['user','net']) with id maps", yield* sample(UNSHARES, Effect.scoped(NamespaceSet.unshare(hostUserNet, ["user", "net"], maps)))))
+  rows.push(summarize("floor: clone(USER|NET) + maps + open + reap", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "cloneUserNet", { iterations: UNSHARES }))))
+  const hostPid = yield* NamespaceSet.current(["pid"])
+  rows.push(summarize("unshare(['pid']) (init killed at close)", yield* sample(UNSHARES, Effect.scoped(NamespaceSet.unshare(hostPid, ["pid"])))))
+  rows.push(summarize("floor: clone(PID) + open + reap", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "clonePid", { iterations: UNSHARES }))))
   rows.push(summarize("run(Task.exec('true')) in a net set", yield* sample(SPAWNS, NamespaceSet.run(isolated, Task.exec("true")))))
   rows.push(summarize("spawnSync('true') on the host", spawnTimes(SPAWNS, "true", [])))
   return rows

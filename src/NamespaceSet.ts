@@ -60,17 +60,17 @@ export interface NamespaceSet extends Pipeable {
  * set and its duplicates; killed and reaped when the last of them closes.
  */
 class Init {
-  readonly pid: number
+  readonly child: libc.Parked
   private refs = 1
-  constructor(pid: number) {
-    this.pid = pid
+  constructor(child: libc.Parked) {
+    this.child = child
   }
   retain(): Init {
     this.refs++
     return this
   }
   release(): void {
-    if (--this.refs === 0) libc.killAndReap(this.pid)
+    if (--this.refs === 0) libc.killAndReap(this.child)
   }
 }
 
@@ -1020,14 +1020,14 @@ const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>,
           PinnedThreads.use((threads) =>
             threads.use((thread) =>
               Effect.flatMap(thread.call(request), (response) =>
-                settle<ReadonlyArray<Member> | { members: ReadonlyArray<Member>; init?: number }, never>(thread, response, true))
+                settle<ReadonlyArray<Member> | { members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, response, true))
             )
           ).pipe(
             Effect.flatMap((made) =>
               attempt<Parts, SystemError | PermissionDenied>(() => {
                 const created = Array.isArray(made) ? made : (made as { members: ReadonlyArray<Member> }).members
-                const initPid = Array.isArray(made) ? undefined : (made as { init?: number }).init
-                const inits = initPid === undefined ? [] : [new Init(initPid)]
+                const init = Array.isArray(made) ? undefined : (made as { init?: libc.Parked }).init
+                const inits = init === undefined ? [] : [new Init(init)]
                 const carried = [...members.values()].filter((member) => !valid.includes(member.kind))
                 try {
                   const carriedInits = carried.some((member) => member.kind === "pid") ? impl(set).inits.map((init) => init.retain()) : []

@@ -40,7 +40,9 @@ const c = {
   kill: lib.func("int kill(int pid, int sig)"),
   waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
   syscall: lib.func("long syscall(long number, ...)"),
-  umount2: lib.func("int umount2(const char *target, int flags)")
+  umount2: lib.func("int umount2(const char *target, int flags)"),
+  malloc: lib.func("uintptr_t malloc(size_t size)"),
+  free: lib.func("void free(uintptr_t ptr)")
 }
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -146,43 +148,59 @@ export const sethostname = (name: string): void => {
   check("sethostname", c.sethostname(name, Buffer.byteLength(name)))
 }
 
+const CLONE_VM = 0x100
 const CLONE_FILES = 0x400
 const SIGCHLD = 17
 const SIG_BLOCK = 0
 const SIG_SETMASK = 2
-const STACK_BYTES = 64 * 1024
+const STACK_BYTES = 16 * 1024
 const pause = c.dlsym(0, "pause") as number
+
+/** A parked child: its pid and the stack it runs on, to be freed once it is reaped. */
+export interface Parked {
+  readonly pid: number
+  readonly stack: number
+}
 
 /**
  * Starts a child process in new namespaces (`flags`: CLONE_NEW* bits) that does nothing but wait
- * for SIGKILL, and returns its pid.
+ * for SIGKILL.
  *
  * User namespaces can only be made by a single-threaded process, so they are made by a child:
  * glibc's `clone()` runs libc's own `pause` in it (a native function pointer: no JavaScript ever
- * runs in the child, whose copy of the process has only this one thread). The child shares the fd
- * table (`CLONE_FILES`), so it holds no copies of the process's fds: a socket closed here is not
- * kept open by it. Every signal is blocked in this thread across the call, and so in the child:
- * a signal meant for it would otherwise run the parent's handlers (libuv's) in the child. SIGKILL
- * cannot be blocked and ends it.
+ * runs in the child). The child shares the address space (`CLONE_VM`, so nothing of this large
+ * process is copied: that is most of the cost of a fork) and runs on a small stack of its own,
+ * which must stay allocated until the child is reaped. It shares the fd table (`CLONE_FILES`), so
+ * it holds no copies of the process's fds: a socket closed here is not kept open by it. Every
+ * signal is blocked in this thread across the call, and so in the child: a signal meant for it
+ * would otherwise run the parent's handlers (libuv's) in the child. With every signal blocked,
+ * `pause` never returns; SIGKILL cannot be blocked and ends it.
  */
-export const cloneParked = (flags: number): number => {
-  const stack = koffi.alloc("uint8_t", STACK_BYTES)
-  const top = Number(koffi.address(stack)) + STACK_BYTES - 64
+export const cloneParked = (flags: number): Parked => {
+  const stack = c.malloc(STACK_BYTES) as number
+  if (stack === 0) throw new SyscallFailure("malloc", 12)
+  const top = stack + STACK_BYTES - 64
   const all = Buffer.alloc(128)
   const previous = Buffer.alloc(128)
   c.sigfillset(all)
-  check("pthread_sigmask", c.pthreadSigmask(SIG_BLOCK, all, previous))
-  let pid: number
+  let pid = -1
   let code = 0
+  const masked = c.pthreadSigmask(SIG_BLOCK, all, previous)
+  if (masked !== 0) {
+    c.free(stack)
+    throw new SyscallFailure("pthread_sigmask", masked)
+  }
   try {
-    pid = c.clone(pause, top, flags | CLONE_FILES | SIGCHLD, 0)
+    pid = c.clone(pause, top, flags | CLONE_VM | CLONE_FILES | SIGCHLD, 0)
     if (pid < 0) code = koffi.errno()
   } finally {
     c.pthreadSigmask(SIG_SETMASK, previous, null)
-    koffi.free(stack)
   }
-  if (pid < 0) throw new SyscallFailure("clone", code)
-  return pid
+  if (pid < 0) {
+    c.free(stack)
+    throw new SyscallFailure("clone", code)
+  }
+  return { pid, stack }
 }
 
 export const SIGKILL = 9
@@ -204,23 +222,28 @@ export const reapNoHang = (pid: number): boolean => {
   return result === pid
 }
 
-const pause1ms = new Int32Array(new SharedArrayBuffer(4))
+const nap = new Int32Array(new SharedArrayBuffer(4))
 
 /**
- * Kills a child made by {@link cloneParked} and reaps it, polling for at most `timeoutMs` (a killed
- * child is gone within microseconds; nothing here blocks indefinitely). Returns whether it was reaped.
+ * Kills a child made by {@link cloneParked}, reaps it, and frees its stack, polling for at most
+ * `timeoutMs` (a killed child is gone within microseconds; nothing here blocks indefinitely).
+ * Returns whether it was reaped; a child that was not keeps its stack, which it may still be using.
  */
-export const killAndReap = (pid: number, timeoutMs = 1_000): boolean => {
+export const killAndReap = (child: Parked, timeoutMs = 1_000): boolean => {
   try {
-    kill(pid, SIGKILL)
+    kill(child.pid, SIGKILL)
   } catch (error) {
     if (!(error instanceof SyscallFailure && error.errno === "ESRCH")) throw error
   }
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (reapNoHang(pid)) return true
+    if (reapNoHang(child.pid)) {
+      c.free(child.stack)
+      return true
+    }
     if (Date.now() >= deadline) return false
-    Atomics.wait(pause1ms, 0, 0, 1)
+    // A killed child takes a few tens of microseconds to become reapable.
+    Atomics.wait(nap, 0, 0, 0.02)
   }
 }
 

@@ -360,17 +360,18 @@ const mapText = (map: ReadonlyArray<IdMapping>) =>
  */
 const cloneKinds = (args: CloneArgs) => {
   const operation = "NamespaceSet.unshare"
-  let pid: number
+  let child: libc.Parked
   try {
-    pid = libc.cloneParked(toCloneFlags(args.kinds))
+    child = libc.cloneParked(toCloneFlags(args.kinds))
   } catch (error) {
     throw syscallError(operation, error, args.kinds.length === 1 ? { kind: args.kinds[0]! } : {})
   }
   const members: Array<Member> = []
   const abandon = () => {
     for (const member of members) libc.close(member.fd)
-    libc.killAndReap(pid)
+    libc.killAndReap(child)
   }
+  const pid = child.pid
   const write = (file: string, text: string) => {
     const path = `/proc/${pid}/${file}`
     try {
@@ -406,8 +407,8 @@ const cloneKinds = (args: CloneArgs) => {
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
-  if (args.keepInit) return { members, init: pid }
-  libc.killAndReap(pid)
+  if (args.keepInit) return { members, init: child }
+  libc.killAndReap(child)
   return { members }
 }
 
