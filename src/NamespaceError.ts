@@ -190,6 +190,49 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("Invali
   }
 }
 
+const endpoint = {
+  operation: Schema.String,
+  host: Schema.optionalKey(Schema.String),
+  port: Schema.optionalKey(Schema.Number),
+  path: Schema.optionalKey(Schema.String)
+}
+
+const describeEndpoint = (self: { host?: string; port?: number; path?: string }) =>
+  self.path ?? `${self.host?.includes(":") ? `[${self.host}]` : self.host}:${self.port}`
+
+/**
+ * A socket address (inside the set's network namespace) that another socket already holds.
+ *
+ * @since 0.1.0
+ */
+export class AddressInUse extends Schema.TaggedError<AddressInUse>()("AddressInUse", endpoint) {
+  override get message(): string {
+    return `${this.operation}: ${describeEndpoint(this)} is already in use in this network namespace`
+  }
+}
+
+/**
+ * Nothing listens at the address (`ECONNREFUSED`), as seen from inside the set.
+ *
+ * @since 0.1.0
+ */
+export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("ConnectionRefused", endpoint) {
+  override get message(): string {
+    return `${this.operation}: connection to ${describeEndpoint(this)} refused`
+  }
+}
+
+/**
+ * No route to the address from inside the set (`ENETUNREACH`, `EHOSTUNREACH`, `ETIMEDOUT`).
+ *
+ * @since 0.1.0
+ */
+export class Unreachable extends Schema.TaggedError<Unreachable>()("Unreachable", { ...endpoint, errno: Schema.String }) {
+  override get message(): string {
+    return `${this.operation}: ${describeEndpoint(this)} is unreachable from this network namespace (${this.errno})`
+  }
+}
+
 /**
  * A function run by `Task.module` threw (or rejected).
  *
@@ -270,6 +313,9 @@ export type NamespaceError =
   | UserNamespaceNotEnterable
   | UnsupportedKind
   | InvalidOptions
+  | AddressInUse
+  | ConnectionRefused
+  | Unreachable
   | ModuleTaskError
   | CommandNotFound
   | ThreadFailure

@@ -14,7 +14,6 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { Effect, Predicate, Scope, Semaphore } from "effect"
 import { dual } from "effect/Function"
-import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Kind from "./NamespaceKind.ts"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import {
@@ -34,112 +33,43 @@ import {
   UserNamespaceNotEnterable,
   type PayloadTooLarge
 } from "./NamespaceError.ts"
-import { PinnedThreads, type Thread } from "./PinnedThreads.ts"
+import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { Member, Request, Response, TaskSpec, WireError } from "./internal/protocol.ts"
+import type { Member, Request, TaskSpec, WireError } from "./internal/protocol.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
-
-const TypeId = "~gonso/NamespaceSet" as const
+import {
+  adopt,
+  attempt,
+  duplicate,
+  enterable,
+  type EnterError,
+  idString,
+  impl,
+  Init,
+  isNamespaceSet,
+  isOwnUserNamespace,
+  type NamespaceSet,
+  type Parts,
+  runSpec,
+  settle,
+  spec,
+  withMembers
+} from "./internal/set.ts"
 
 /**
- * A scoped set of namespaces, at most one of each kind.
+ * A scoped set of namespaces, at most one of each kind; `isNamespaceSet` tells one apart.
  *
  * @since 0.1.0
  */
-export interface NamespaceSet extends Pipeable {
-  readonly [TypeId]: typeof TypeId
-  /** The kinds the set holds, in the order a thread enters them. */
-  readonly kinds: ReadonlyArray<NamespaceKind>
-}
-
-/**
- * A paused process that keeps a pid namespace usable: the first process of a new pid namespace is
- * its init, and once it exits the kernel refuses every later fork into the namespace. Shared by a
- * set and its duplicates; killed and reaped when the last of them closes.
- */
-class Init {
-  readonly child: libc.Parked
-  private refs = 1
-  constructor(child: libc.Parked) {
-    this.child = child
-  }
-  retain(): Init {
-    this.refs++
-    return this
-  }
-  release(): void {
-    if (--this.refs === 0) libc.killAndReap(this.child)
-  }
-}
-
-/** The fds of a set-to-be, plus the init processes it owns. */
-interface Parts {
-  readonly members: ReadonlyArray<Member>
-  readonly inits?: ReadonlyArray<Init> | undefined
-  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
-}
-
-class SetImpl implements NamespaceSet {
-  readonly [TypeId] = TypeId
-  readonly kinds: ReadonlyArray<NamespaceKind>
-  readonly members: ReadonlyMap<NamespaceKind, Member>
-  readonly inits: ReadonlyArray<Init>
-  readonly pidfd: { readonly fd: number; readonly pid: number } | undefined
-  closed = false
-  users = 0
-  constructor(parts: Parts) {
-    const members = parts.members
-    this.inits = parts.inits ?? []
-    this.pidfd = parts.pidfd
-    const byKind = new Map(members.map((member) => [member.kind, member]))
-    this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
-    this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
-  }
-  pipe() {
-    return pipeArguments(this, arguments)
-  }
-  toJSON() {
-    return { _id: "NamespaceSet", closed: this.closed, namespaces: this.kinds.map((kind) => idString(this.members.get(kind)!)) }
-  }
-  toString() {
-    return `NamespaceSet(${this.closed ? "closed" : this.kinds.map((kind) => idString(this.members.get(kind)!)).join(", ")})`
-  }
-  closeFds() {
-    for (const member of this.members.values()) libc.close(member.fd)
-    for (const init of this.inits) init.release()
-    if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
-  }
-}
-
-const idString = (member: Member) => `${member.kind}:[${member.ino}]`
-
-/**
- * Whether `u` is a {@link NamespaceSet}.
- *
- * @since 0.1.0
- */
-export const isNamespaceSet = (u: unknown): u is NamespaceSet => Predicate.hasProperty(u, TypeId)
-
-const impl = (set: NamespaceSet) => set as SetImpl
+export { isNamespaceSet, type NamespaceSet }
 
 // ---------------------------------------------------------------------------------------------
 // Opening
 // ---------------------------------------------------------------------------------------------
 
 type OpenError = InvalidKind | NotANamespace | KindMismatch | NamespaceNotFound | ProcessNotFound | PermissionDenied | SystemError
-
-/** Runs `f`, turning gonso's typed errors into failures and anything else into a defect. */
-const attempt = <A, E>(f: () => A): Effect.Effect<A, E> =>
-  Effect.suspend(() => {
-    try {
-      return Effect.succeed(f())
-    } catch (error) {
-      if (Predicate.hasProperty(error, "_tag")) return Effect.fail(error as E)
-      return Effect.die(error)
-    }
-  })
 
 const validKinds = (operation: string, kinds: ReadonlyArray<unknown>): ReadonlyArray<NamespaceKind> => {
   for (const kind of kinds) {
@@ -220,42 +150,6 @@ const openPidfd = (operation: string, pid: number): { fd: number; pid: number } 
     throw error
   }
 }
-
-/**
- * Makes a set of fds that are already open, owned by the current Scope from this moment on: the
- * acquisition is uninterruptible, so fds are never left without an owner.
- */
-const adopt = <E, R>(parts: Effect.Effect<Parts, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.map(parts, (parts) => new SetImpl(parts)),
-    (set) =>
-      Effect.sync(() => {
-        set.closed = true
-        if (set.users === 0) set.closeFds()
-      })
-  )
-
-/**
- * Holds `set` open while `f` runs: a set whose Scope closes meanwhile keeps its fds until `f` is
- * done, so a pinned thread never joins an fd number that was closed and reused under it.
- */
-const withMembers = <A, E, R>(
-  set: NamespaceSet,
-  operation: string,
-  f: (members: ReadonlyMap<NamespaceKind, Member>) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SetClosed, R> =>
-  Effect.suspend<A, E | SetClosed, R>(() => {
-    const self = impl(set)
-    if (self.closed) return Effect.fail(new SetClosed({ operation }))
-    self.users++
-    return Effect.ensuring(
-      f(self.members),
-      Effect.sync(() => {
-        self.users--
-        if (self.closed && self.users === 0) self.closeFds()
-      })
-    )
-  })
 
 const selectKinds = (
   operation: string,
@@ -368,17 +262,6 @@ export const dup: {
         return { members: copies, inits: selected.includes("pid") ? impl(set).inits.map((init) => init.retain()) : [] }
       })))
 )
-
-const duplicate = (operation: string, members: ReadonlyArray<Member>): Array<Member> => {
-  const copies: Array<Member> = []
-  try {
-    for (const member of members) copies.push({ ...member, fd: libc.dupCloexec(member.fd) })
-  } catch (error) {
-    for (const copy of copies) libc.close(copy.fd)
-    throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation) : error
-  }
-  return copies
-}
 
 /**
  * Close-on-exec duplicates of the set's fds (default: every kind), for callers that hand them on
@@ -536,29 +419,6 @@ export interface RunOptions {
   readonly restore?: boolean | undefined
 }
 
-type EnterError = SetClosed | UserNamespaceNotEnterable | ProcessNotFound | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
-
-const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> => {
-  const user = members.get("user")
-  return user !== undefined && !isOwnUserNamespace(user)
-    ? Effect.fail(new UserNamespaceNotEnterable({ operation }))
-    : Effect.succeed([...members.values()])
-}
-
-/**
- * Reads a pinned thread's response: records whether the thread may be reused, and turns the
- * task's outcome into the Effect's result.
- */
-const settle = <A, E>(thread: Thread, response: Response, restore: boolean): Effect.Effect<A, E> => {
-  if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
-  else if (!restore) thread.dropReason ??= "restore: false"
-  const outcome = response.outcome
-  if (outcome === undefined) return Effect.void as Effect.Effect<A>
-  return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
-}
-
-const spec = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args })
-
 /**
  * Runs `task` on a pinned thread inside the set's namespaces (gonso's `Do` and `DoRaw`).
  *
@@ -587,28 +447,6 @@ export const run: {
   <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) =>
     runSpec<A, E>("NamespaceSet.run", set, spec(task as Task<unknown, unknown>), options?.restore ?? true)
 )
-
-/** `run` for a task spec, shared with the operations that run built-in steps inside a set. */
-const runSpec = <A, E>(
-  operation: string,
-  set: NamespaceSet,
-  task: TaskSpec,
-  restore: boolean
-): Effect.Effect<A, E | EnterError, PinnedThreads> => {
-  // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
-  // can offer one (it starts its command through nsenter).
-  const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
-    task.op === "exec" ? Effect.succeed([...members.values()]) : enterable(operation, members)
-  return withMembers(set, operation, (members) =>
-    Effect.flatMap(joinable(members), (enter) =>
-      PinnedThreads.use((threads) =>
-        threads.use((thread) =>
-          Effect.flatMap(
-            thread.call({ operation, enter, pidfd: impl(set).pidfd, task, leave: restore }),
-            (response) => settle<A, E | EnterError>(thread, response, restore)
-          )
-        ))))
-}
 
 /**
  * A pinned thread inside a set, from {@link enter}: run several tasks in a row on the same thread
@@ -915,15 +753,6 @@ const validMap = (name: string, map: ReadonlyArray<IdMapping> | undefined): stri
     if (entry.size === 0) return `${name}: a mapping of size 0`
   }
   return undefined
-}
-
-/**
- * Whether `member` is this process's own user namespace: the one pinned threads are in, and so the
- * one that owns what they make.
- */
-const isOwnUserNamespace = (member: Member): boolean => {
-  const own = fs.statSync("/proc/self/ns/user")
-  return own.dev === member.dev && own.ino === member.ino
 }
 
 /** Checks what unshare is asked for, before anything is made. */

@@ -42,6 +42,24 @@ const c = {
   syscall: lib.func("long syscall(long number, ...)"),
   umount2: lib.func("int umount2(const char *target, int flags)"),
   malloc: lib.func("uintptr_t malloc(size_t size)"),
+  socket: lib.func("int socket(int domain, int type, int protocol)"),
+  bind: lib.func("int bind(int fd, const uint8_t *addr, uint32_t len)"),
+  listen: lib.func("int listen(int fd, int backlog)"),
+  setsockopt: lib.func("int setsockopt(int fd, int level, int name, const int *value, uint32_t len)"),
+  getsockname: lib.func("int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)"),
+  inetPton: lib.func("int inet_pton(int af, const char *src, _Out_ uint8_t *dst)"),
+  pipe2: lib.func("int pipe2(_Out_ int *fds, int flags)"),
+  faInit: lib.func("int posix_spawn_file_actions_init(uint8_t *actions)"),
+  faDestroy: lib.func("int posix_spawn_file_actions_destroy(uint8_t *actions)"),
+  faDup2: lib.func("int posix_spawn_file_actions_adddup2(uint8_t *actions, int fd, int newfd)"),
+  faChdir: lib.func("int posix_spawn_file_actions_addchdir_np(uint8_t *actions, const char *path)"),
+  attrInit: lib.func("int posix_spawnattr_init(uint8_t *attr)"),
+  attrDestroy: lib.func("int posix_spawnattr_destroy(uint8_t *attr)"),
+  attrSetflags: lib.func("int posix_spawnattr_setflags(uint8_t *attr, short flags)"),
+  attrSetsigmask: lib.func("int posix_spawnattr_setsigmask(uint8_t *attr, const uint8_t *mask)"),
+  attrSetsigdefault: lib.func("int posix_spawnattr_setsigdefault(uint8_t *attr, const uint8_t *mask)"),
+  sigemptyset: lib.func("int sigemptyset(_Inout_ uint8_t *set)"),
+  posixSpawnp: lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
   free: lib.func("void free(uintptr_t ptr)")
 }
 
@@ -270,4 +288,148 @@ export const bindMount = (source: string, target: string): void => {
 /** Makes the mount at `target` (and those below it) shared. */
 export const makeShared = (target: string): void => {
   check("mount", c.mount("none", target, null, MS_SHARED | MS_REC, null))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------------------------
+
+export const AF_UNIX = 1
+export const AF_INET = 2
+export const AF_INET6 = 10
+export const SOCK_STREAM = 1
+export const SOCK_DGRAM = 2
+const SOCK_NONBLOCK = 0o4000
+const SOCK_CLOEXEC = 0o2000000
+const SOL_SOCKET = 1
+const SO_REUSEADDR = 2
+const IPPROTO_IPV6 = 41
+const IPV6_V6ONLY = 26
+
+/**
+ * A socket made by the calling thread, so in the thread's network namespace: the kernel binds a
+ * socket to the network namespace it is created in, for life. Close-on-exec and non-blocking, as
+ * Node's own are (a blocking socket could hang a pinned thread forever).
+ */
+export const socket = (family: number, type: number): number =>
+  check("socket", c.socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0))
+
+/** A `sockaddr_in`, `sockaddr_in6` or `sockaddr_un` for `bind`. */
+export const socketAddress = (family: number, host: string, port: number): Buffer => {
+  if (family === AF_UNIX) {
+    const path = Buffer.from(host)
+    if (path.length >= 108) throw new SyscallFailure("bind", 36 /* ENAMETOOLONG */)
+    const address = Buffer.alloc(110)
+    address.writeUInt16LE(AF_UNIX, 0)
+    path.copy(address, 2)
+    return address
+  }
+  const address = Buffer.alloc(family === AF_INET ? 16 : 28)
+  address.writeUInt16LE(family, 0)
+  address.writeUInt16BE(port, 2)
+  const bytes = Buffer.alloc(16)
+  if (c.inetPton(family, host, bytes) !== 1) throw new SyscallFailure("inet_pton", 22 /* EINVAL */)
+  if (family === AF_INET) bytes.copy(address, 4, 0, 4)
+  else bytes.copy(address, 8, 0, 16)
+  return address
+}
+
+export const reuseAddress = (fd: number): void => {
+  check("setsockopt", c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, [1], 4))
+}
+
+/** Makes an IPv6 socket IPv6-only (`::` then does not also take IPv4 connections). */
+export const ipv6Only = (fd: number): void => {
+  check("setsockopt", c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, [1], 4))
+}
+
+export const bind = (fd: number, address: Buffer): void => {
+  check("bind", c.bind(fd, address, address.length))
+}
+
+export const listen = (fd: number, backlog: number): void => {
+  check("listen", c.listen(fd, backlog))
+}
+
+/** The port a bound inet socket got (the kernel picks one for port 0). */
+export const boundPort = (fd: number): number => {
+  const address = Buffer.alloc(128)
+  const length = [address.length]
+  check("getsockname", c.getsockname(fd, address, length))
+  return address.readUInt16BE(2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/** A close-on-exec pipe: `[readEnd, writeEnd]`. */
+export const pipe = (): [number, number] => {
+  const fds = [0, 0]
+  check("pipe2", c.pipe2(fds, O_CLOEXEC))
+  return [fds[0]!, fds[1]!]
+}
+
+const POSIX_SPAWN_SETSIGDEF = 0x04
+const POSIX_SPAWN_SETSIGMASK = 0x08
+const POSIX_SPAWN_SETSID = 0x80
+
+export interface SpawnOptions {
+  readonly file: string
+  readonly argv: ReadonlyArray<string>
+  readonly env: ReadonlyArray<string>
+  /** fds to become the child's 0, 1 and 2. */
+  readonly stdio: readonly [number, number, number]
+  readonly cwd?: string | undefined
+}
+
+/**
+ * Starts a process from the calling thread with `posix_spawnp`, so it is born in the thread's
+ * namespaces. glibc starts it with `clone(CLONE_VM | CLONE_VFORK)` and runs only libc code in it
+ * until `exec`, so no JavaScript runs in the child; every signal is reset to its default and
+ * unblocked in it. It leads a new session and process group (`setsid`), so the whole group can be
+ * killed at once. Unlike `child_process`, nothing in libuv tracks the child: the caller reaps it.
+ */
+export const spawn = (options: SpawnOptions): number => {
+  const actions = Buffer.alloc(256)
+  const attr = Buffer.alloc(1024)
+  const none = Buffer.alloc(128)
+  const all = Buffer.alloc(128)
+  c.sigemptyset(none)
+  c.sigfillset(all)
+  const zero = (call: string, result: number) => {
+    if (result !== 0) throw new SyscallFailure(call, result)
+  }
+  zero("posix_spawn_file_actions_init", c.faInit(actions))
+  zero("posix_spawnattr_init", c.attrInit(attr))
+  try {
+    options.stdio.forEach((fd, target) => zero("posix_spawn_file_actions_adddup2", c.faDup2(actions, fd, target)))
+    if (options.cwd !== undefined) zero("posix_spawn_file_actions_addchdir_np", c.faChdir(actions, options.cwd))
+    zero("posix_spawnattr_setflags", c.attrSetflags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    zero("posix_spawnattr_setsigmask", c.attrSetsigmask(attr, none))
+    zero("posix_spawnattr_setsigdefault", c.attrSetsigdefault(attr, all))
+    const pid = [0]
+    zero("posix_spawnp", c.posixSpawnp(pid, options.file, actions, attr, [...options.argv, null], [...options.env, null]))
+    return pid[0]!
+  } finally {
+    c.faDestroy(actions)
+    c.attrDestroy(attr)
+  }
+}
+
+/** The exit status of a reaped child, decoded. */
+export interface ExitStatus {
+  readonly exitCode: number | null
+  readonly signal: number | null
+}
+
+/** Reaps `pid` if it has exited, without blocking; its status, or undefined while it runs. */
+export const waitNoHang = (pid: number): ExitStatus | undefined => {
+  const status = [0]
+  const result = c.waitpid(pid, status, WNOHANG)
+  if (result < 0) throw new SyscallFailure("waitpid", koffi.errno())
+  if (result === 0) return undefined
+  const raw = status[0]!
+  const signal = raw & 0x7f
+  return signal === 0 ? { exitCode: (raw >> 8) & 0xff, signal: null } : { exitCode: null, signal }
 }

@@ -15,6 +15,7 @@ const classes: Record<string, new(fields: any) => NamespaceError> = {
   SystemError: Errors.SystemError,
   ProcessNotFound: Errors.ProcessNotFound,
   InvalidOptions: Errors.InvalidOptions,
+  AddressInUse: Errors.AddressInUse,
   CommandNotFound: Errors.CommandNotFound,
   ModuleTaskError: Errors.ModuleTaskError,
   PayloadTooLarge: Errors.PayloadTooLarge,

@@ -212,24 +212,28 @@ interface ExecArgs {
   readonly input?: string | Uint8Array
 }
 
-const exec = (spec: ExecArgs): Promise<Outcome> => {
-  // The kernel lets only a single-threaded process join a user or a time namespace, so a child
-  // that must run in the set's user or time namespace is started through util-linux nsenter,
-  // which joins them (user first) and then execs the command. Joining a user namespace makes the
-  // child uid and gid 0 in it, which needs 0 to be mapped.
+/**
+ * The command line that starts `command` inside the joined set. The kernel lets only a
+ * single-threaded process join a user or a time namespace, so a command that must run in the set's
+ * user or time namespace is started through util-linux nsenter, which joins them (user first) and
+ * then execs it. nsenter makes the command uid and gid 0 in a user namespace it joins, which needs
+ * setgroups(2) and so fails where setgroups is denied, as it must be for an unprivileged gid map;
+ * an unprivileged caller's own ids are what its maps map, so it keeps them instead.
+ */
+const throughHelper = (command: string, args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
   const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
   const helper = helperKinds.flatMap((kind) => {
     const member = joined.get(kind)
     if (member === undefined) return []
     return [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${member.fd}`]
   })
-  // nsenter makes the command uid and gid 0 in a user namespace it joins, which needs setgroups(2)
-  // and so fails where setgroups is denied, as it must be for an unprivileged gid map. An
-  // unprivileged caller's own ids are what its maps map, so it keeps them instead.
+  if (helper.length === 0) return [command, args]
   const credentials = joined.has("user") && process.geteuid!() !== 0 ? ["--preserve-credentials"] : []
-  const [file, argv] = helper.length === 0
-    ? [spec.command, spec.args]
-    : ["nsenter", [...helper, ...credentials, "--", spec.command, ...spec.args]]
+  return ["nsenter", [...helper, ...credentials, "--", command, ...args]]
+}
+
+const exec = (spec: ExecArgs): Promise<Outcome> => {
+  const [file, argv] = throughHelper(spec.command, spec.args)
   return new Promise((resolve) => {
     const stdout: Array<Buffer> = []
     const stderr: Array<Buffer> = []
@@ -420,6 +424,70 @@ const identify = () => {
   return { tid, namespaces }
 }
 
+interface SocketArgs {
+  readonly operation: string
+  readonly family: number
+  readonly type: number
+  readonly host: string
+  readonly port: number
+  /** Bind to host:port (or the path, for AF_UNIX), and listen with this backlog if given. */
+  readonly bind: boolean
+  readonly backlog?: number
+}
+
+/** A socket made on this thread, so in the set's network namespace; bound and listening if asked. */
+const makeSocket = (args: SocketArgs) => {
+  const context = args.family === libc.AF_UNIX ? { path: args.host } : { host: args.host, port: args.port }
+  const fail = (error: unknown): WireError => {
+    if (error instanceof libc.SyscallFailure) {
+      if (error.errno === "EADDRINUSE") return { _tag: "AddressInUse", operation: args.operation, ...context }
+      if (error.call === "inet_pton") {
+        return { _tag: "InvalidOptions", operation: args.operation, reason: `${JSON.stringify(args.host)} is not an IP address (names are not resolved inside namespaces)` }
+      }
+    }
+    return { ...syscallError(args.operation, error), ...context }
+  }
+  let fd: number
+  try {
+    fd = libc.socket(args.family, args.type)
+  } catch (error) {
+    throw fail(error)
+  }
+  try {
+    if (args.bind) {
+      if (args.family !== libc.AF_UNIX && args.type === libc.SOCK_STREAM) libc.reuseAddress(fd)
+      if (args.family === libc.AF_INET6) libc.ipv6Only(fd)
+      libc.bind(fd, libc.socketAddress(args.family, args.host, args.port))
+      if (args.backlog !== undefined) libc.listen(fd, args.backlog)
+    }
+    return { fd, port: args.bind && args.family !== libc.AF_UNIX ? libc.boundPort(fd) : args.port }
+  } catch (error) {
+    libc.close(fd)
+    throw fail(error)
+  }
+}
+
+interface SpawnArgs {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly env: ReadonlyArray<string>
+  readonly stdio: readonly [number, number, number]
+  readonly cwd?: string
+}
+
+/** A process started from this thread (so inside the set) with posix_spawn; returns its pid at once. */
+const spawnProcess = (args: SpawnArgs) => {
+  const [file, argv] = throughHelper(args.command, args.args)
+  try {
+    return libc.spawn({ file, argv: [file, ...argv], env: args.env, stdio: args.stdio, cwd: args.cwd })
+  } catch (error) {
+    if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
+      throw { _tag: "CommandNotFound", command: file, errno: error.errno } satisfies WireError
+    }
+    throw syscallError("NamespaceSet.spawn", error)
+  }
+}
+
 const tasks: Record<string, (args: any) => unknown> = {
   tid: () => tid,
   identify,
@@ -427,6 +495,8 @@ const tasks: Record<string, (args: any) => unknown> = {
   module: runModule,
   unshare: unshareKinds,
   clone: cloneKinds,
+  socket: makeSocket,
+  spawn: spawnProcess,
   mount: (args: { operation: string; mounts: ReadonlyArray<persist.Mount>; exclusive: boolean }) =>
     persist.mountAll(args.operation, args.mounts, args.exclusive),
   unmount: (args: { targets: ReadonlyArray<string> }) => {

@@ -1,0 +1,227 @@
+/**
+ * The machinery behind `NamespaceSet` that the modules built on it share: the set's
+ * representation, ownership of its fds, and running a step on a pinned thread inside it.
+ *
+ * @internal
+ */
+import * as fs from "node:fs"
+import { Effect, Predicate, type Scope } from "effect"
+import { type Pipeable, pipeArguments } from "effect/Pipeable"
+import * as Kind from "../NamespaceKind.ts"
+import type { NamespaceKind } from "../NamespaceKind.ts"
+import {
+  type PayloadTooLarge,
+  type PermissionDenied,
+  type ProcessNotFound,
+  SetClosed,
+  type SystemError,
+  type ThreadFailure,
+  UserNamespaceNotEnterable
+} from "../NamespaceError.ts"
+import { PinnedThreads, type Thread } from "../PinnedThreads.ts"
+import type { Task } from "../Task.ts"
+import * as libc from "./libc.ts"
+import type { Member, Response, TaskSpec } from "./protocol.ts"
+import { fromSyscall, fromWire } from "./wire.ts"
+
+export const TypeId = "~gonso/NamespaceSet" as const
+
+/**
+ * A scoped set of namespaces, at most one of each kind.
+ *
+ * @since 0.1.0
+ */
+export interface NamespaceSet extends Pipeable {
+  readonly [TypeId]: typeof TypeId
+  /** The kinds the set holds, in the order a thread enters them. */
+  readonly kinds: ReadonlyArray<NamespaceKind>
+}
+
+/**
+ * A paused process that keeps a pid namespace usable: the first process of a new pid namespace is
+ * its init, and once it exits the kernel refuses every later fork into the namespace. Shared by a
+ * set and its duplicates; killed and reaped when the last of them closes.
+ */
+export class Init {
+  readonly child: libc.Parked
+  private refs = 1
+  constructor(child: libc.Parked) {
+    this.child = child
+  }
+  retain(): Init {
+    this.refs++
+    return this
+  }
+  release(): void {
+    if (--this.refs === 0) libc.killAndReap(this.child)
+  }
+}
+
+/** The fds of a set-to-be, plus the init processes it owns. */
+export interface Parts {
+  readonly members: ReadonlyArray<Member>
+  readonly inits?: ReadonlyArray<Init> | undefined
+  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
+}
+
+export class SetImpl implements NamespaceSet {
+  readonly [TypeId] = TypeId
+  readonly kinds: ReadonlyArray<NamespaceKind>
+  readonly members: ReadonlyMap<NamespaceKind, Member>
+  readonly inits: ReadonlyArray<Init>
+  readonly pidfd: { readonly fd: number; readonly pid: number } | undefined
+  closed = false
+  users = 0
+  constructor(parts: Parts) {
+    const members = parts.members
+    this.inits = parts.inits ?? []
+    this.pidfd = parts.pidfd
+    const byKind = new Map(members.map((member) => [member.kind, member]))
+    this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
+    this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
+  }
+  pipe() {
+    return pipeArguments(this, arguments)
+  }
+  toJSON() {
+    return { _id: "NamespaceSet", closed: this.closed, namespaces: this.kinds.map((kind) => idString(this.members.get(kind)!)) }
+  }
+  toString() {
+    return `NamespaceSet(${this.closed ? "closed" : this.kinds.map((kind) => idString(this.members.get(kind)!)).join(", ")})`
+  }
+  closeFds() {
+    for (const member of this.members.values()) libc.close(member.fd)
+    for (const init of this.inits) init.release()
+    if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
+  }
+}
+
+export const idString = (member: Member) => `${member.kind}:[${member.ino}]`
+
+/**
+ * Whether `u` is a {@link NamespaceSet}.
+ *
+ * @since 0.1.0
+ */
+export const isNamespaceSet = (u: unknown): u is NamespaceSet => Predicate.hasProperty(u, TypeId)
+
+export const impl = (set: NamespaceSet) => set as SetImpl
+
+
+/** Runs `f`, turning gonso's typed errors into failures and anything else into a defect. */
+export const attempt = <A, E>(f: () => A): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (error) {
+      if (Predicate.hasProperty(error, "_tag")) return Effect.fail(error as E)
+      return Effect.die(error)
+    }
+  })
+
+
+/**
+ * Makes a set of fds that are already open, owned by the current Scope from this moment on: the
+ * acquisition is uninterruptible, so fds are never left without an owner.
+ */
+export const adopt = <E, R>(parts: Effect.Effect<Parts, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.map(parts, (parts) => new SetImpl(parts)),
+    (set) =>
+      Effect.sync(() => {
+        set.closed = true
+        if (set.users === 0) set.closeFds()
+      })
+  )
+
+/**
+ * Holds `set` open while `f` runs: a set whose Scope closes meanwhile keeps its fds until `f` is
+ * done, so a pinned thread never joins an fd number that was closed and reused under it.
+ */
+export const withMembers = <A, E, R>(
+  set: NamespaceSet,
+  operation: string,
+  f: (members: ReadonlyMap<NamespaceKind, Member>) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SetClosed, R> =>
+  Effect.suspend<A, E | SetClosed, R>(() => {
+    const self = impl(set)
+    if (self.closed) return Effect.fail(new SetClosed({ operation }))
+    self.users++
+    return Effect.ensuring(
+      f(self.members),
+      Effect.sync(() => {
+        self.users--
+        if (self.closed && self.users === 0) self.closeFds()
+      })
+    )
+  })
+
+
+export const duplicate = (operation: string, members: ReadonlyArray<Member>): Array<Member> => {
+  const copies: Array<Member> = []
+  try {
+    for (const member of members) copies.push({ ...member, fd: libc.dupCloexec(member.fd) })
+  } catch (error) {
+    for (const copy of copies) libc.close(copy.fd)
+    throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation) : error
+  }
+  return copies
+}
+
+
+export type EnterError = SetClosed | UserNamespaceNotEnterable | ProcessNotFound | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
+
+export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> => {
+  const user = members.get("user")
+  return user !== undefined && !isOwnUserNamespace(user)
+    ? Effect.fail(new UserNamespaceNotEnterable({ operation }))
+    : Effect.succeed([...members.values()])
+}
+
+/**
+ * Reads a pinned thread's response: records whether the thread may be reused, and turns the
+ * task's outcome into the Effect's result.
+ */
+export const settle = <A, E>(thread: Thread, response: Response, restore: boolean): Effect.Effect<A, E> => {
+  if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
+  else if (!restore) thread.dropReason ??= "restore: false"
+  const outcome = response.outcome
+  if (outcome === undefined) return Effect.void as Effect.Effect<A>
+  return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
+}
+
+export const spec = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args })
+
+
+/** `run` for a task spec, shared with the operations that run built-in steps inside a set. */
+export const runSpec = <A, E>(
+  operation: string,
+  set: NamespaceSet,
+  task: TaskSpec,
+  restore: boolean
+): Effect.Effect<A, E | EnterError, PinnedThreads> => {
+  // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
+  // can offer one (it starts its command through nsenter).
+  const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
+    task.op === "exec" ? Effect.succeed([...members.values()]) : enterable(operation, members)
+  return withMembers(set, operation, (members) =>
+    Effect.flatMap(joinable(members), (enter) =>
+      PinnedThreads.use((threads) =>
+        threads.use((thread) =>
+          Effect.flatMap(
+            thread.call({ operation, enter, pidfd: impl(set).pidfd, task, leave: restore }),
+            (response) => settle<A, E | EnterError>(thread, response, restore)
+          )
+        ))))
+}
+
+
+/**
+ * Whether `member` is this process's own user namespace: the one pinned threads are in, and so the
+ * one that owns what they make.
+ */
+export const isOwnUserNamespace = (member: Member): boolean => {
+  const own = fs.statSync("/proc/self/ns/user")
+  return own.dev === member.dev && own.ino === member.ino
+}
+
