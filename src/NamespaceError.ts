@@ -21,7 +21,10 @@ const syscallFields = {
   code: Schema.Number,
   kind: Schema.optionalKey(Kind),
   path: Schema.optionalKey(Schema.String),
-  pid: Schema.optionalKey(Schema.Number)
+  pid: Schema.optionalKey(Schema.Number),
+  /** For sockets: the address and port. */
+  host: Schema.optionalKey(Schema.String),
+  port: Schema.optionalKey(Schema.Number)
 }
 
 /**
@@ -296,6 +299,20 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 }
 
 /**
+ * The errors of joining a set on a pinned thread.
+ *
+ * @since 0.1.0
+ */
+export type EnterError =
+  | SetClosed
+  | UserNamespaceNotEnterable
+  | ProcessNotFound
+  | PermissionDenied
+  | SystemError
+  | ThreadFailure
+  | PayloadTooLarge
+
+/**
  * Any error gonso fails with.
  *
  * @since 0.1.0
@@ -321,8 +338,9 @@ export type NamespaceError =
   | ThreadFailure
   | PayloadTooLarge
 
-function describeTarget(self: { kind?: string; path?: string; pid?: number }): string {
+function describeTarget(self: { kind?: string; path?: string; pid?: number; host?: string; port?: number }): string {
   const parts: Array<string> = []
+  if (self.host !== undefined) parts.push(`address ${self.host}:${self.port}`)
   if (self.kind !== undefined) parts.push(`kind ${self.kind}`)
   if (self.path !== undefined) parts.push(`path ${self.path}`)
   if (self.pid !== undefined) parts.push(`pid ${self.pid}`)

@@ -59,6 +59,14 @@ import {
 } from "./internal/set.ts"
 
 /**
+ * Starts a long-running process inside the set, streamed and reaped from the main event loop
+ * (see `NamespacedProcess`).
+ *
+ * @since 0.1.0
+ */
+export { spawn } from "./NamespacedProcess.ts"
+
+/**
  * A scoped set of namespaces, at most one of each kind; `isNamespaceSet` tells one apart.
  *
  * @since 0.1.0

@@ -16,3 +16,11 @@ export * as Task from "./Task.ts"
 export * as NamespaceError from "./NamespaceError.ts"
 /** @since 0.1.0 */
 export * as NamespacePool from "./NamespacePool.ts"
+/** @since 0.1.0 */
+export * as NamespacedSocket from "./NamespacedSocket.ts"
+/** @since 0.1.0 */
+export * as NamespacedHttpServer from "./NamespacedHttpServer.ts"
+/** @since 0.1.0 */
+export * as NamespacedHttpClient from "./NamespacedHttpClient.ts"
+/** @since 0.1.0 */
+export * as NamespacedProcess from "./NamespacedProcess.ts"

@@ -169,7 +169,8 @@ export const duplicate = (operation: string, members: ReadonlyArray<Member>): Ar
 }
 
 
-export type EnterError = SetClosed | UserNamespaceNotEnterable | ProcessNotFound | PermissionDenied | SystemError | ThreadFailure | PayloadTooLarge
+export type { EnterError } from "../NamespaceError.ts"
+import type { EnterError } from "../NamespaceError.ts"
 
 export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> => {
   const user = members.get("user")

@@ -1,0 +1,219 @@
+/**
+ * Long-running processes inside a set, driven from the main event loop.
+ *
+ * A child process is born in the namespaces of the thread that starts it. A pinned thread starts
+ * it with `posix_spawn` (no JavaScript runs in the child) and is free again at once; the child's
+ * stdin, stdout and stderr are pipes made by the main thread and passed by fd, so the main thread
+ * streams them. The main thread also reaps the child. Closing the Scope (or interrupting the
+ * fiber that owns it) kills the child's whole process group and reaps it.
+ *
+ * @since 0.1.0
+ */
+import * as net from "node:net"
+import type { Readable, Writable } from "node:stream"
+import { NodeStream } from "@effect/platform-node"
+import { Deferred, Effect, Fiber, type Scope, type Stream } from "effect"
+import {
+  type CommandNotFound,
+  type EnterError,
+  InvalidOptions,
+  type PermissionDenied,
+  SystemError
+} from "./NamespaceError.ts"
+import type { NamespaceSet } from "./NamespaceSet.ts"
+import type { PinnedThreads } from "./PinnedThreads.ts"
+import * as libc from "./internal/libc.ts"
+import { runSpec } from "./internal/set.ts"
+import { fromSyscall } from "./internal/wire.ts"
+
+/**
+ * Options of {@link spawn}.
+ *
+ * @since 0.1.0
+ */
+export interface SpawnOptions {
+  /** Working directory, in the set's mount namespace. */
+  readonly cwd?: string | undefined
+  /** The environment (default: this process's). */
+  readonly env?: Record<string, string | undefined> | undefined
+  /** Run as this uid and gid, with no supplementary groups (through util-linux `setpriv`). */
+  readonly uid?: number | undefined
+  readonly gid?: number | undefined
+  /**
+   * Run the command as the init (pid 1) of a pid namespace of its own, nested in the set's, with
+   * a fresh `/proc` mounted for it in a private mount namespace, as
+   * `unshare --fork --pid --mount-proc` does (util-linux `unshare` runs it, and is killed with it).
+   */
+  readonly init?: boolean | undefined
+}
+
+/**
+ * How a process ended.
+ *
+ * @since 0.1.0
+ */
+export interface ExitStatus {
+  /** The exit code, or `null` when a signal ended the process. */
+  readonly exitCode: number | null
+  /** The number of the signal that ended it, or `null`. */
+  readonly signal: number | null
+}
+
+/**
+ * A process running inside a set, owned by a Scope.
+ *
+ * @since 0.1.0
+ */
+export interface ChildProcess {
+  /** The pid, as this process sees it. */
+  readonly pid: number
+  /** The child's stdin, as a Node stream (end it to close the child's stdin). */
+  readonly stdin: Writable
+  /** The child's stdout and stderr, as Node streams... */
+  readonly stdoutReadable: Readable
+  readonly stderrReadable: Readable
+  /** ...and as Effect streams (read one or the other form, not both). */
+  readonly stdout: Stream.Stream<Uint8Array, SystemError>
+  readonly stderr: Stream.Stream<Uint8Array, SystemError>
+  /** Waits for the process to end. */
+  readonly exit: Effect.Effect<ExitStatus>
+  /** Sends a signal to the process's whole group (default SIGTERM). */
+  readonly kill: (signal?: NodeJS.Signals) => Effect.Effect<void>
+}
+
+/**
+ * The errors of {@link spawn}.
+ *
+ * @since 0.1.0
+ */
+export type SpawnError = CommandNotFound | InvalidOptions | PermissionDenied | SystemError | EnterError
+
+const environment = (env: Record<string, string | undefined>) =>
+  Object.entries(env).flatMap(([key, value]) => value === undefined ? [] : [`${key}=${value}`])
+
+/** How long the main thread sleeps between checks for the child's exit, at most. */
+const MAX_POLL_MS = 25
+
+/**
+ * Starts `command` inside every namespace of the set and returns a {@link ChildProcess} owned by
+ * the current Scope. A missing command is `CommandNotFound`. In sets with a user or time
+ * namespace, the command is started through util-linux `nsenter`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const child = yield* NamespaceSet.spawn(set, "ping", ["-c", "3", "169.254.1.2"])
+ * yield* child.stdout.pipe(Stream.decodeText(), Stream.runForEach(Console.log))
+ * const status = yield* child.exit
+ * ```
+ */
+export const spawn = (
+  set: NamespaceSet,
+  command: string,
+  args: ReadonlyArray<string> = [],
+  options: SpawnOptions = {}
+): Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope> =>
+  Effect.gen(function*() {
+    const operation = "NamespaceSet.spawn"
+    if ((options.uid === undefined) !== (options.gid === undefined)) {
+      return yield* new InvalidOptions({ operation, reason: "uid and gid go together" })
+    }
+    let argv = [command, ...args]
+    if (options.init === true) argv = ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child", "--", ...argv]
+    if (options.uid !== undefined) {
+      argv = ["setpriv", `--reuid=${options.uid}`, `--regid=${options.gid}`, "--clear-groups", "--", ...argv]
+    }
+    // Three pipes, made here; the child's ends are closed here once it has them.
+    const pipes = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const made: Array<[number, number]> = []
+          try {
+            for (let i = 0; i < 3; i++) made.push(libc.pipe())
+          } catch (error) {
+            for (const [r, w] of made) libc.close(r), libc.close(w)
+            throw error
+          }
+          return made
+        },
+        catch: (error) => fromSyscall(error as libc.SyscallFailure, operation)
+      }),
+      (made) => Effect.sync(() => {
+        for (const [r, w] of made) {
+          for (const fd of [r, w]) {
+            try {
+              libc.close(fd)
+            } catch {
+              // Already handed to Node, which closes it.
+            }
+          }
+        }
+      })
+    )
+    const [stdinPipe, stdoutPipe, stderrPipe] = pipes as [[number, number], [number, number], [number, number]]
+    const childEnds = [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] as const
+    const pid = yield* Effect.uninterruptible(runSpec<number, SpawnError>(operation, set, {
+      op: "spawn",
+      args: {
+        command: argv[0],
+        args: argv.slice(1),
+        env: environment(options.env ?? process.env),
+        stdio: childEnds,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd })
+      }
+    }, true))
+    for (const fd of childEnds) libc.close(fd)
+    // The parent's ends now belong to Node streams, which close them; forget them here.
+    const stdin = new net.Socket({ fd: stdinPipe[1], readable: false, writable: true })
+    const stdoutReadable = new net.Socket({ fd: stdoutPipe[0], readable: true, writable: false })
+    const stderrReadable = new net.Socket({ fd: stderrPipe[0], readable: true, writable: false })
+    pipes.length = 0
+    stdin.on("error", () => {}) // EPIPE once the child has exited is not an error of ours.
+
+    const exited = yield* Deferred.make<ExitStatus>()
+    const reap = Effect.gen(function*() {
+      let delay = 1
+      for (;;) {
+        const status = libc.waitNoHang(pid)
+        if (status !== undefined) return yield* Deferred.succeed(exited, status)
+        yield* Effect.sleep(delay)
+        delay = Math.min(delay * 2, MAX_POLL_MS)
+      }
+    })
+    const reaper = yield* Effect.forkDetach(reap)
+    const killGroup = (signal: NodeJS.Signals) =>
+      Effect.sync(() => {
+        try {
+          process.kill(-pid, signal)
+        } catch {
+          // The group is gone already.
+        }
+      })
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        if (!(yield* Deferred.isDone(exited))) {
+          yield* killGroup("SIGKILL")
+          yield* Deferred.await(exited)
+        }
+        yield* Fiber.interrupt(reaper)
+        stdin.destroy()
+        stdoutReadable.destroy()
+        stderrReadable.destroy()
+      })
+    )
+    const stream = (readable: Readable) =>
+      NodeStream.fromReadable<Uint8Array, SystemError>({
+        evaluate: () => readable,
+        onError: (error) => new SystemError({ operation: "ChildProcess.read", call: "read", errno: String((error as NodeJS.ErrnoException).code ?? "EIO"), code: 5 })
+      })
+    return {
+      pid,
+      stdin,
+      stdoutReadable,
+      stderrReadable,
+      stdout: stream(stdoutReadable),
+      stderr: stream(stderrReadable),
+      exit: Deferred.await(exited),
+      kill: (signal: NodeJS.Signals = "SIGTERM") => killGroup(signal)
+    } satisfies ChildProcess
+  })

@@ -1,0 +1,233 @@
+/**
+ * Sockets inside a set's network namespace, served and used from the main event loop.
+ *
+ * The kernel binds a socket to the network namespace it is created in, for the socket's life. So a
+ * pinned thread only has to *create* the socket (with raw, synchronous syscalls: Node's `net`
+ * creates its fds on a later tick, after the thread would have left); the fd is then handed to the
+ * main thread, where Node serves or connects it like any other. No namespace work happens per
+ * connection or per request.
+ *
+ * @since 0.1.0
+ */
+import * as http from "node:http"
+import * as net from "node:net"
+import { Effect, type Scope } from "effect"
+import {
+  ConnectionRefused,
+  type AddressInUse,
+  type EnterError,
+  InvalidOptions,
+  type PermissionDenied,
+  SystemError,
+  Unreachable
+} from "./NamespaceError.ts"
+import type { NamespaceSet } from "./NamespaceSet.ts"
+import type { PinnedThreads } from "./PinnedThreads.ts"
+import * as libc from "./internal/libc.ts"
+import { runSpec } from "./internal/set.ts"
+import { fromSyscall } from "./internal/wire.ts"
+
+/**
+ * Options of {@link listen}.
+ *
+ * @since 0.1.0
+ */
+export interface ListenOptions {
+  /** `"tcp"` (default), `"udp"`, or `"unix"` (a stream socket at `path`). */
+  readonly type?: "tcp" | "udp" | "unix" | undefined
+  /** An IPv4 or IPv6 address, never a name (default `"127.0.0.1"`; `"0.0.0.0"` or `"::"` for all). */
+  readonly host?: string | undefined
+  /** Default 0: the kernel picks a free port, reported in the result. */
+  readonly port?: number | undefined
+  /** For `"unix"`: the socket's path, in the set's mount namespace if it has one. */
+  readonly path?: string | undefined
+  /** Default 511, as Node's. */
+  readonly backlog?: number | undefined
+}
+
+/**
+ * A bound (and, for TCP and Unix sockets, listening) socket inside a set's network namespace.
+ *
+ * @since 0.1.0
+ */
+export interface Listening {
+  /** The socket's fd, owned by the Scope; pass it to Node with {@link serve}. */
+  readonly fd: number
+  readonly type: "tcp" | "udp" | "unix"
+  readonly host: string
+  /** The bound port (the one the kernel picked, for port 0). */
+  readonly port: number
+  readonly path?: string | undefined
+}
+
+/**
+ * The errors of making a socket in a set.
+ *
+ * @since 0.1.0
+ */
+export type SocketError = AddressInUse | PermissionDenied | SystemError | InvalidOptions | EnterError
+
+const familyOf = (host: string): number | undefined =>
+  net.isIPv4(host) ? libc.AF_INET : net.isIPv6(host) ? libc.AF_INET6 : undefined
+
+const closing = (fd: number) => Effect.sync(() => libc.close(fd))
+
+/**
+ * Creates a socket inside the set's network namespace, on a pinned thread, bound to `host:port` and
+ * listening; it is closed when the current Scope closes. Serve it from the main thread with
+ * {@link serve} (or `server.listen({ fd })` on a duplicate). A port in use is `AddressInUse`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const socket = yield* NamespacedSocket.listen(set, { host: "0.0.0.0", port: 8080 })
+ * yield* NamespacedSocket.serve(socket, http.createServer(handler))
+ * ```
+ */
+export const listen = (
+  set: NamespaceSet,
+  options: ListenOptions = {}
+): Effect.Effect<Listening, SocketError, PinnedThreads | Scope.Scope> => {
+  const operation = "NamespacedSocket.listen"
+  const type = options.type ?? "tcp"
+  const host = type === "unix" ? options.path ?? "" : options.host ?? "127.0.0.1"
+  const port = options.port ?? 0
+  const family = type === "unix" ? libc.AF_UNIX : familyOf(host)
+  if (family === undefined) {
+    return Effect.fail(new InvalidOptions({ operation, reason: `${JSON.stringify(host)} is not an IP address (names are not resolved inside namespaces)` }))
+  }
+  if (type === "unix" && host === "") return Effect.fail(new InvalidOptions({ operation, reason: "a unix socket needs a path" }))
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    return Effect.fail(new InvalidOptions({ operation, reason: `${port} is not a port` }))
+  }
+  const args = {
+    operation,
+    family,
+    type: type === "udp" ? libc.SOCK_DGRAM : libc.SOCK_STREAM,
+    host,
+    port,
+    bind: true,
+    ...(type === "udp" ? {} : { backlog: options.backlog ?? 511 })
+  }
+  return Effect.acquireRelease(
+    runSpec<{ fd: number; port: number }, SocketError>(operation, set, { op: "socket", args }, true),
+    (made) => closing(made.fd)
+  ).pipe(Effect.map((made): Listening => ({
+    fd: made.fd,
+    type,
+    host,
+    port: made.port,
+    ...(type === "unix" ? { path: host } : {})
+  })))
+}
+
+/**
+ * A close-on-exec duplicate of the socket's fd for Node to own: Node closes what it is given when
+ * the server or socket closes, and the original stays with its Scope, so no fd is closed twice.
+ */
+const handOver = (fd: number): Effect.Effect<number, SystemError | PermissionDenied> =>
+  Effect.try({
+    try: () => libc.dupCloexec(fd),
+    catch: (error) => fromSyscall(error as libc.SyscallFailure, "NamespacedSocket.serve")
+  })
+
+/**
+ * Serves a listening socket from the main event loop with a Node server (`net.Server`,
+ * `http.Server`, ...): the server listens on a duplicate of the socket's fd, and is closed when the
+ * current Scope closes. Connections are accepted in the set's network namespace.
+ *
+ * @since 0.1.0
+ */
+export const serve = <S extends net.Server>(
+  socket: Listening,
+  server: S
+): Effect.Effect<S, SystemError | PermissionDenied, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.flatMap(handOver(socket.fd), (fd) =>
+      Effect.callback<S, SystemError>((resume) => {
+        const onError = (error: NodeJS.ErrnoException) =>
+          resume(Effect.fail(new SystemError({ operation: "NamespacedSocket.serve", call: error.syscall ?? "listen", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) })))
+        server.once("error", onError)
+        server.listen({ fd }, () => {
+          server.off("error", onError)
+          resume(Effect.succeed(server))
+        })
+      })),
+    (server) => Effect.callback<void>((resume) => {
+      if (!server.listening) return resume(Effect.void)
+      server.close(() => resume(Effect.void))
+      // Keep-alive connections would hold close() open; the Scope is ending, so end them.
+      if (server instanceof http.Server) server.closeAllConnections()
+    })
+  )
+
+/**
+ * Options of {@link connect}.
+ *
+ * @since 0.1.0
+ */
+export interface ConnectOptions {
+  /** An IPv4 or IPv6 address, as seen from inside the set. */
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * The errors of connecting from inside a set.
+ *
+ * @since 0.1.0
+ */
+export type ConnectError = ConnectionRefused | Unreachable | SocketError
+
+/** A connected net.Socket whose socket lives in the set's network namespace; the caller owns it. */
+export const connectUnscoped = (
+  set: NamespaceSet,
+  options: ConnectOptions
+): Effect.Effect<net.Socket, ConnectError, PinnedThreads> => {
+  const operation = "NamespacedSocket.connect"
+  const family = familyOf(options.host)
+  if (family === undefined) {
+    return Effect.fail(new InvalidOptions({ operation, reason: `${JSON.stringify(options.host)} is not an IP address (names are not resolved inside namespaces)` }))
+  }
+  const args = { operation, family, type: libc.SOCK_STREAM, host: options.host, port: options.port, bind: false }
+  return Effect.flatMap(
+    // Only the socket's creation needs the thread: connecting it is ordinary non-blocking IO that
+    // the main loop does, and the kernel routes it in the namespace the socket belongs to.
+    Effect.uninterruptible(runSpec<{ fd: number }, SocketError>(operation, set, { op: "socket", args }, true)),
+    ({ fd }) =>
+      Effect.callback<net.Socket, ConnectError>((resume) => {
+        const socket = new net.Socket({ fd, readable: true, writable: true })
+        const onError = (error: NodeJS.ErrnoException) => {
+          socket.destroy()
+          const endpoint = { operation, host: options.host, port: options.port }
+          const errno = error.code ?? "EIO"
+          resume(Effect.fail(
+            errno === "ECONNREFUSED"
+              ? new ConnectionRefused(endpoint)
+              : errno === "ENETUNREACH" || errno === "EHOSTUNREACH" || errno === "ETIMEDOUT"
+              ? new Unreachable({ ...endpoint, errno })
+              : new SystemError({ operation, call: "connect", errno, code: Math.abs(error.errno ?? 5) })
+          ))
+        }
+        socket.once("error", onError)
+        socket.connect({ port: options.port, host: options.host }, () => {
+          socket.off("error", onError)
+          resume(Effect.succeed(socket))
+        })
+        return Effect.sync(() => socket.destroy())
+      })
+  )
+}
+
+/**
+ * A TCP connection to `host:port` made from inside the set's network namespace, as a Node
+ * `net.Socket` on the main event loop; destroyed when the current Scope closes. Refused and
+ * unreachable addresses are `ConnectionRefused` and `Unreachable`.
+ *
+ * @since 0.1.0
+ */
+export const connect = (
+  set: NamespaceSet,
+  options: ConnectOptions
+): Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope> =>
+  Effect.acquireRelease(connectUnscoped(set, options), (socket) => Effect.sync(() => socket.destroy()))

@@ -1,0 +1,130 @@
+import * as http from "node:http"
+import * as net from "node:net"
+import { assert, describe, layer } from "@effect/vitest"
+import * as fs from "node:fs"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { NamespacedHttpClient, NamespacedHttpServer, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { onHost } from "./helpers.ts"
+
+/** A new network namespace with its loopback up. */
+const isolatedNet = Effect.gen(function*() {
+  const set = yield* NamespaceSet.unshareCurrent(["net"])
+  yield* NamespaceSet.run(set, Task.exec("ip", ["link", "set", "lo", "up"]))
+  return set
+})
+
+/** Whether a TCP connection to 127.0.0.1:port from this (host) namespace is refused. */
+const refusedOnHost = (port: number) =>
+  Effect.callback<string>((resume) => {
+    const socket = net.connect({ host: "127.0.0.1", port })
+    socket.once("connect", () => {
+      socket.destroy()
+      resume(Effect.succeed("connected"))
+    })
+    socket.once("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed(error.code ?? "error")))
+  })
+
+const listeningPorts = (ssOutput: string) =>
+  ssOutput.trim().split("\n").filter(Boolean).map((line) => Number(line.trim().split(/\s+/)[3]!.split(":").pop()))
+
+layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("sockets and servers", (it) => {
+  describe("NamespacedSocket", () => {
+    it.effect("a listening socket made in a set: a client in the set gets HTTP 200, the host is refused, ss agrees", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        const socket = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
+        assert.isAbove(socket.port, 0)
+        yield* NamespacedSocket.serve(socket, http.createServer((_, response) => response.end("hello from inside")))
+        // A client in the same namespace.
+        const agent = yield* NamespacedHttpClient.agent(set)
+        const [status, body] = yield* Effect.callback<[number, string]>((resume) => {
+          http.get({ host: "127.0.0.1", port: socket.port, path: "/", agent }, (response) => {
+            let text = ""
+            response.on("data", (chunk) => (text += chunk))
+            response.on("end", () => resume(Effect.succeed([response.statusCode!, text])))
+          })
+        })
+        assert.deepStrictEqual([status, body], [200, "hello from inside"])
+        // The host's loopback has nothing at that port.
+        assert.strictEqual(yield* refusedOnHost(socket.port), "ECONNREFUSED")
+        const inside = yield* NamespaceSet.run(set, Task.exec("ss", ["-ltnH"]))
+        assert.include(listeningPorts(inside.stdout), socket.port)
+        assert.notInclude(listeningPorts(onHost("ss", ["-ltnH"])), socket.port)
+      }))
+
+    it.effect("connect reaches a server that exists only inside the namespace", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
+        yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("pong")))
+        const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
+        const reply = yield* Effect.callback<string>((resume) => {
+          let text = ""
+          socket.on("data", (chunk) => (text += chunk))
+          socket.on("end", () => resume(Effect.succeed(text)))
+        })
+        assert.strictEqual(reply, "pong")
+        const refused = yield* Effect.flip(NamespacedSocket.connect(set, { host: "127.0.0.1", port: 1 }))
+        assert.strictEqual(refused._tag, "ConnectionRefused")
+        const unreachable = yield* Effect.flip(NamespacedSocket.connect(set, { host: "10.255.255.1", port: 80 }))
+        assert.strictEqual(unreachable._tag, "Unreachable")
+      }))
+
+    it.effect("a port in use inside is AddressInUse; the same port is free on the host and in another set", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        const first = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
+        const again = yield* Effect.flip(NamespacedSocket.listen(set, { host: "127.0.0.1", port: first.port }))
+        assert.strictEqual(again._tag, "AddressInUse")
+        if (again._tag === "AddressInUse") assert.strictEqual(again.port, first.port)
+        const other = yield* isolatedNet
+        const elsewhere = yield* NamespacedSocket.listen(other, { host: "127.0.0.1", port: first.port })
+        assert.strictEqual(elsewhere.port, first.port)
+        const named = yield* Effect.flip(NamespacedSocket.listen(set, { host: "localhost" }))
+        assert.strictEqual(named._tag, "InvalidOptions")
+      }))
+
+    it.effect("udp and unix sockets are made inside too", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        const udp = yield* NamespacedSocket.listen(set, { type: "udp", host: "127.0.0.1" })
+        const inside = yield* NamespaceSet.run(set, Task.exec("ss", ["-lunH"]))
+        assert.include(listeningPorts(inside.stdout), udp.port)
+        const path = `/tmp/gonso-${process.pid}.sock`
+        const unix = yield* NamespacedSocket.listen(set, { type: "unix", path })
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(path, { force: true })))
+        yield* NamespacedSocket.serve(unix, net.createServer((connection) => connection.end("unix")))
+        const reply = yield* Effect.callback<string>((resume) => {
+          const client = net.connect(path)
+          let text = ""
+          client.on("data", (chunk) => (text += chunk))
+          client.on("end", () => resume(Effect.succeed(text)))
+        })
+        assert.strictEqual(reply, "unix")
+      }))
+  })
+
+  describe("NamespacedHttpServer", () => {
+    it.effect("serves an Effect HttpRouter inside the namespace to an Effect HttpClient inside it, and shuts down cleanly", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        const app = HttpRouter.add("GET", "/hello", HttpServerResponse.text("hello from the namespace"))
+        const serverLayer = HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }).pipe(
+          Layer.provideMerge(NamespacedHttpServer.layer(set, { host: "127.0.0.1", port: 0 }))
+        )
+        const scope = yield* Scope.make()
+        const services = yield* Layer.buildWithScope(serverLayer, scope)
+        const address = Context.get(services, HttpServer.HttpServer).address as { port: number }
+        const body = yield* HttpClient.get(`http://127.0.0.1:${address.port}/hello`).pipe(
+          Effect.flatMap((response) => Effect.map(response.text, (text) => [response.status, text] as const)),
+          Effect.provide(NamespacedHttpClient.layer(set))
+        )
+        assert.deepStrictEqual(body, [200, "hello from the namespace"])
+        assert.strictEqual(yield* refusedOnHost(address.port), "ECONNREFUSED")
+        yield* Scope.close(scope, Exit.void)
+        const after = yield* NamespaceSet.run(set, Task.exec("ss", ["-ltnH"]))
+        assert.notInclude(listeningPorts(after.stdout), address.port)
+      }))
+  })
+})
