@@ -201,10 +201,10 @@ export const runSpec = <A, E>(
   task: TaskSpec,
   restore: boolean
 ): Effect.Effect<A, E | EnterError, PinnedThreads> => {
-  // A user namespace can be joined only by a single-threaded process: of the tasks, only exec
-  // can offer one (it starts its command through nsenter).
+  // A user namespace can be joined only by a single-threaded process: of the tasks, only those
+  // that start a process can offer one (they start their command through nsenter).
   const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
-    task.op === "exec" ? Effect.succeed([...members.values()]) : enterable(operation, members)
+    task.op === "exec" || task.op === "spawn" ? Effect.succeed([...members.values()]) : enterable(operation, members)
   return withMembers(set, operation, (members) =>
     Effect.flatMap(joinable(members), (enter) =>
       PinnedThreads.use((threads) =>

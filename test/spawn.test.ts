@@ -1,0 +1,108 @@
+import * as fs from "node:fs"
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Fiber, Option, Stream } from "effect"
+import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { eventually } from "./helpers.ts"
+
+const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
+  stream.pipe(Stream.decodeText(), Stream.mkString)
+
+layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespaceSet.spawn", (it) => {
+  describe("spawn", () => {
+    it.effect("the child is inside every kind of the set, by the kernel's own links", () =>
+      Effect.gen(function*() {
+        const kinds = ["cgroup", "ipc", "uts", "net", "pid", "mnt"] as const
+        const set = yield* NamespaceSet.unshareCurrent(kinds)
+        const child = yield* NamespaceSet.spawn(set, "sh", ["-c", kinds.map((kind) => `readlink /proc/self/ns/${kind}`).join("; ")])
+        const output = yield* text(child.stdout)
+        const status = yield* child.exit
+        assert.deepStrictEqual(status, { exitCode: 0, signal: null })
+        const expected = []
+        for (const kind of kinds) expected.push(yield* NamespaceSet.id(set, kind))
+        assert.deepStrictEqual(output.trim().split("\n"), expected)
+      }))
+
+    it.effect("output streams in before the child exits; stdin reaches it", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const child = yield* NamespaceSet.spawn(set, "sh", ["-c", "echo first; read line; echo \"got $line\"; sleep 0.3; echo last"])
+        const first = yield* Effect.callback<string>((resume) => {
+          child.stdoutReadable.once("data", (chunk: Buffer) => resume(Effect.succeed(chunk.toString())))
+        })
+        assert.strictEqual(first, "first\n")
+        assert.isTrue(fs.existsSync(`/proc/${child.pid}`), "the child is still running")
+        child.stdin.end("hello\n")
+        let rest = ""
+        child.stdoutReadable.on("data", (chunk: Buffer) => (rest += chunk.toString()))
+        const status = yield* child.exit
+        assert.strictEqual(status.exitCode, 0)
+        yield* Effect.promise(() => eventually(() => rest.includes("last")))
+        assert.strictEqual(rest, "got hello\nlast\n")
+      }))
+
+    it.effect("closing the Scope kills the child and its group within a bounded time, leaving no zombie", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["uts"])
+        const pids = yield* Effect.scoped(Effect.gen(function*() {
+          const child = yield* NamespaceSet.spawn(set, "sh", ["-c", "sleep 60 & echo $!; wait"])
+          const grandchild = Number((yield* child.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.runHead)).pipe(Option.getOrThrow))
+          return [child.pid, grandchild]
+        }))
+        const started = Date.now()
+        const gone = yield* Effect.promise(() => eventually(() => pids.every((pid) => !fs.existsSync(`/proc/${pid}`)), 5_000))
+        assert.isTrue(gone, "no process (nor zombie) is left")
+        assert.isBelow(Date.now() - started, 5_000)
+      }))
+
+    it.effect("interrupting the fiber that owns the child kills it", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["uts"])
+        let pid = 0
+        const fiber = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
+          const child = yield* NamespaceSet.spawn(set, "sleep", ["60"])
+          pid = child.pid
+          return yield* child.exit
+        })))
+        yield* Effect.promise(() => eventually(() => pid !== 0))
+        yield* Fiber.interrupt(fiber)
+        assert.isFalse(fs.existsSync(`/proc/${pid}`))
+      }))
+
+    it.effect("as a pid namespace's init, the command is pid 1 and ps lists only its own processes", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["pid", "mnt"])
+        const child = yield* NamespaceSet.spawn(set, "sh", ["-c", "echo $$; ps -e -o pid=,comm="], { init: true })
+        const [self, ...ps] = (yield* text(child.stdout)).trim().split("\n").map((line) => line.trim())
+        assert.strictEqual((yield* child.exit).exitCode, 0)
+        assert.strictEqual(self, "1")
+        assert.deepStrictEqual(ps.map((line) => line.split(/\s+/)[1]).sort(), ["ps", "sh"])
+      }))
+
+    it.effect("options: cwd, env, uid and gid; a missing command is CommandNotFound", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["uts"])
+        const child = yield* NamespaceSet.spawn(set, "sh", ["-c", "pwd; echo $GREETING; id -u; id -g"], {
+          cwd: "/tmp",
+          env: { GREETING: "hi", PATH: process.env.PATH },
+          uid: 65534,
+          gid: 65534
+        })
+        assert.deepStrictEqual((yield* text(child.stdout)).trim().split("\n"), ["/tmp", "hi", "65534", "65534"])
+        const missing = yield* Effect.flip(NamespaceSet.spawn(set, "gonso-no-such-command"))
+        assert.strictEqual(missing._tag, "CommandNotFound")
+        // Nothing of the failed attempt is left open.
+        const fds = fs.readdirSync("/proc/self/fd").length
+        yield* Effect.flip(Effect.scoped(NamespaceSet.spawn(set, "gonso-no-such-command")))
+        assert.strictEqual(fs.readdirSync("/proc/self/fd").length, fds)
+      }))
+
+    it.effect("sets with a user namespace work too", () =>
+      Effect.gen(function*() {
+        const rootMap = [{ containerId: 0, hostId: 100_000, size: 65_536 }]
+        const set = yield* NamespaceSet.unshareCurrent(["user", "net"], { uidMap: rootMap, gidMap: rootMap })
+        const child = yield* NamespaceSet.spawn(set, "sh", ["-c", "id -u; readlink /proc/self/ns/user"])
+        assert.deepStrictEqual((yield* text(child.stdout)).trim().split("\n"), ["0", yield* NamespaceSet.id(set, "user")])
+        assert.strictEqual(yield* NamespaceSet.run(set, Task.exec("true")).pipe(Effect.map((r) => r.exitCode)), 0)
+      }))
+  })
+})
