@@ -3,10 +3,13 @@
  * the tools it replaces, measured side by side in one run. Figures are microseconds.
  */
 import { spawnSync } from "node:child_process"
+import * as http from "node:http"
 import { Effect } from "effect"
-import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { NamespacedHttpClient, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
 const RUNS = Number(process.env.GONSO_BENCH_RUNS ?? 20_000)
+const LOAD_SECONDS = Number(process.env.GONSO_BENCH_LOAD_SECONDS ?? 3)
+const CONNECTIONS = 16
 const UNSHARES = Number(process.env.GONSO_BENCH_UNSHARES ?? 1_000)
 const SPAWNS = Number(process.env.GONSO_BENCH_SPAWNS ?? 300)
 const floor = new URL("./floor.ts", import.meta.url)
@@ -43,6 +46,36 @@ const spawnTimes = (n: number, command: string, args: ReadonlyArray<string>) => 
   return samples
 }
 
+/**
+ * Requests per second against `port`, from CONNECTIONS keep-alive connections made by `agent`, for
+ * LOAD_SECONDS. One generator for both servers, in this process: only where the connections live
+ * differs.
+ */
+const load = (agent: http.Agent, port: number) =>
+  Effect.promise(() =>
+    new Promise<number>((resolve) => {
+      let done = 0
+      let open = CONNECTIONS
+      const deadline = Date.now() + LOAD_SECONDS * 1_000
+      const loop = () => {
+        if (Date.now() >= deadline) {
+          if (--open === 0) resolve(done / LOAD_SECONDS)
+          return
+        }
+        http.get({ host: "127.0.0.1", port, path: "/", agent }, (response) => {
+          response.resume()
+          response.on("end", () => {
+            done++
+            loop()
+          })
+        })
+      }
+      for (let i = 0; i < CONNECTIONS; i++) loop()
+    })
+  )
+
+const handler: http.RequestListener = (_, response) => response.end("hello")
+
 const program = Effect.gen(function*() {
   const host = yield* NamespaceSet.current(["net"])
   const isolated = yield* NamespaceSet.unshare(host, ["net"])
@@ -63,12 +96,36 @@ const program = Effect.gen(function*() {
   const hostPid = yield* NamespaceSet.current(["pid"])
   rows.push(summarize("unshare(['pid']) (init killed at close)", yield* sample(UNSHARES, Effect.scoped(NamespaceSet.unshare(hostPid, ["pid"])))))
   rows.push(summarize("floor: clone(PID) + open + reap", yield* NamespaceSet.run(host, Task.module<unknown, Array<number>>(floor, "clonePid", { iterations: UNSHARES }))))
+  const spawned = (set: NamespaceSet.NamespaceSet) =>
+    Effect.scoped(Effect.flatMap(NamespaceSet.spawn(set, "true"), (child) => child.exit))
+  rows.push(summarize("NamespaceSet.spawn('true') in a net set", yield* sample(SPAWNS, spawned(isolated))))
+  const netnsName = `gonso-bench-${process.pid}`
+  yield* NamespaceSet.persistNetns(isolated, netnsName)
+  rows.push(summarize("ip netns exec NAME true", spawnTimes(SPAWNS, "ip", ["netns", "exec", netnsName, "true"])))
   rows.push(summarize("run(Task.exec('true')) in a net set", yield* sample(SPAWNS, NamespaceSet.run(isolated, Task.exec("true")))))
   rows.push(summarize("spawnSync('true') on the host", spawnTimes(SPAWNS, "true", [])))
-  return rows
+
+  // HTTP throughput: the same server and load generator, on host loopback and inside the set.
+  yield* NamespaceSet.run(isolated, Task.exec("ip", ["link", "set", "lo", "up"]))
+  const inside = yield* NamespacedSocket.listen(isolated, { host: "127.0.0.1", port: 0 })
+  yield* NamespacedSocket.serve(inside, http.createServer(handler))
+  const hostServer = http.createServer(handler)
+  yield* Effect.acquireRelease(
+    Effect.promise(() => new Promise<void>((resolve) => hostServer.listen(0, "127.0.0.1", resolve))),
+    () => Effect.sync(() => hostServer.close())
+  )
+  const hostPort = (hostServer.address() as { port: number }).port
+  const hostAgent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS })
+  const insideAgent = yield* NamespacedHttpClient.agent(isolated, { keepAlive: true, maxSockets: CONNECTIONS })
+  const throughput = [
+    { name: "HTTP req/s, server on host loopback", rps: yield* load(hostAgent, hostPort) },
+    { name: "HTTP req/s, server in a net set (fd served on main)", rps: yield* load(insideAgent, inside.port) }
+  ]
+  hostAgent.destroy()
+  return { rows, throughput }
 }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer({ min: 1, max: 1 })))
 
-const rows = await Effect.runPromise(program)
+const { rows, throughput } = await Effect.runPromise(program)
 const base = rows[0]!.median
 const fmt = (value: number) => value >= 100 ? value.toFixed(0) : value.toFixed(1)
 console.log(`gonso benchmarks (µs), ${new Date().toISOString()}, node ${process.versions.node}, ${RUNS} runs`)
@@ -82,4 +139,9 @@ for (const row of rows) {
     fmt(row.p99).padStart(9),
     (row.median / base).toFixed(2).padStart(8)
   ].join(""))
+}
+console.log()
+console.log(`${"HTTP throughput".padEnd(52)}${"req/s".padStart(9)}${"ratio".padStart(8)}  (${CONNECTIONS} keep-alive connections, ${LOAD_SECONDS} s each)`)
+for (const row of throughput) {
+  console.log(`${row.name.padEnd(52)}${row.rps.toFixed(0).padStart(9)}${(row.rps / throughput[0]!.rps).toFixed(2).padStart(8)}`)
 }

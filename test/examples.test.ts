@@ -13,7 +13,8 @@ const expected: Record<string, RegExp> = {
   "join-process.ts": /is on host far-away/,
   "introspect.ts": /the new user namespace was created by uid 0/,
   "pool.ts": /test 3 in net:\[\d+\]: lo UNKNOWN 127\.0\.0\.1\/8/,
-  "time-namespace.ts": /uptime inside: /
+  "time-namespace.ts": /uptime inside: /,
+  "two-hosts.ts": /from the client's namespace: hello from server, you are 169\.254\.77\.2/
 }
 
 describe("examples", () => {
