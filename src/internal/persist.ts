@@ -9,6 +9,7 @@
 import * as fs from "node:fs"
 import type { NamespaceKind } from "../NamespaceKind.ts"
 import * as libc from "./libc.ts"
+import { syscallError } from "./failure.ts"
 import type { WireError } from "./protocol.ts"
 
 export interface Mount {
@@ -18,28 +19,18 @@ export interface Mount {
 }
 
 const failure = (operation: string, error: unknown, context: { kind?: NamespaceKind; path: string }): WireError => {
-  if (error instanceof libc.SyscallFailure) {
-    if (error.call === "mount" && error.errno === "EINVAL" && context.kind === "mnt") {
-      return {
-        _tag: "InvalidOptions",
-        operation,
-        reason: `a mount namespace cannot be mounted inside itself (or a namespace made after it): ${context.path}`
-      }
-    }
-    return { _tag: error.errno === "EPERM" || error.errno === "EACCES" ? "PermissionDenied" : "SystemError", operation, call: error.call, errno: error.errno, code: error.code, ...context }
-  }
-  const nodeError = error as NodeJS.ErrnoException
-  if (typeof nodeError?.code === "string" && typeof nodeError.errno === "number") {
+  if (error instanceof libc.SyscallFailure && error.call === "mount" && error.errno === "EINVAL" && context.kind === "mnt") {
     return {
-      _tag: nodeError.code === "EPERM" || nodeError.code === "EACCES" ? "PermissionDenied" : "SystemError",
+      _tag: "InvalidOptions",
       operation,
-      call: nodeError.syscall ?? "unknown",
-      errno: nodeError.code,
-      code: Math.abs(nodeError.errno),
-      ...context
+      reason: `a mount namespace cannot be mounted inside itself (or a namespace made after it): ${context.path}`
     }
   }
-  return { _tag: "ThreadFailure", reason: String(error) }
+  try {
+    return syscallError(operation, error, context)
+  } catch {
+    return { _tag: "ThreadFailure", reason: String(error) }
+  }
 }
 
 /**

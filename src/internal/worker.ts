@@ -23,6 +23,7 @@ import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFl
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
 import * as persist from "./persist.ts"
+import { syscallError } from "./failure.ts"
 import type { Identity, Member, Outcome, Ready, Request, Response, TaskSpec, WireError, WorkerData } from "./protocol.ts"
 
 const port = parentPort!
@@ -56,35 +57,6 @@ const currentIdentity = (kind: NamespaceKind) => identityOf(fs.statSync(nsPath(k
 // ---------------------------------------------------------------------------------------------
 // Errors as data
 // ---------------------------------------------------------------------------------------------
-
-const syscallError = (
-  operation: string,
-  error: unknown,
-  context: { kind?: NamespaceKind; path?: string } = {}
-): WireError => {
-  if (error instanceof libc.SyscallFailure) {
-    return {
-      _tag: error.errno === "EPERM" || error.errno === "EACCES" ? "PermissionDenied" : "SystemError",
-      operation,
-      call: error.call,
-      errno: error.errno,
-      code: error.code,
-      ...context
-    }
-  }
-  const nodeError = error as NodeJS.ErrnoException
-  if (typeof nodeError?.code === "string" && typeof nodeError.errno === "number") {
-    return {
-      _tag: nodeError.code === "EPERM" || nodeError.code === "EACCES" ? "PermissionDenied" : "SystemError",
-      operation,
-      call: nodeError.syscall ?? "unknown",
-      errno: nodeError.code,
-      code: Math.abs(nodeError.errno),
-      ...context
-    }
-  }
-  throw error
-}
 
 /** Something a user module threw, made fit to cross by structured clone. */
 const thrownValue = (error: unknown): unknown => {
@@ -224,7 +196,8 @@ const throughHelper = (command: string, args: ReadonlyArray<string>): [string, R
   const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
   const helper = helperKinds.flatMap((kind) => {
     const member = joined.get(kind)
-    if (member === undefined) return []
+    // The thread's own user and time namespaces need no joining: children are born in them.
+    if (member === undefined || (!viaHelper && sameIdentity(member, baseline[kind]))) return []
     return [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${member.fd}`]
   })
   if (helper.length === 0) return [command, args]

@@ -1,0 +1,43 @@
+/**
+ * Failed system calls as plain data, for code that runs on a pinned thread (or shares code with
+ * one): `{ _tag, operation, call, errno, code, ... }`, rebuilt as the typed error on the main side.
+ *
+ * @internal
+ */
+import type { NamespaceKind } from "../NamespaceKind.ts"
+import * as libc from "./libc.ts"
+import type { WireError } from "./protocol.ts"
+
+/**
+ * A failed libc call (`SyscallFailure`) or Node fs call (an `ErrnoException`) as `PermissionDenied`
+ * (EPERM, EACCES) or `SystemError` data; anything else is rethrown.
+ */
+export const syscallError = (
+  operation: string,
+  error: unknown,
+  context: { kind?: NamespaceKind; path?: string; host?: string; port?: number } = {}
+): WireError => {
+  if (error instanceof libc.SyscallFailure) {
+    return {
+      _tag: error.errno === "EPERM" || error.errno === "EACCES" ? "PermissionDenied" : "SystemError",
+      operation,
+      call: error.call,
+      errno: error.errno,
+      code: error.code,
+      ...context
+    }
+  }
+  const nodeError = error as NodeJS.ErrnoException
+  if (typeof nodeError?.code === "string" && typeof nodeError.errno === "number") {
+    return {
+      _tag: nodeError.code === "EPERM" || nodeError.code === "EACCES" ? "PermissionDenied" : "SystemError",
+      operation,
+      call: nodeError.syscall ?? "unknown",
+      errno: nodeError.code,
+      code: Math.abs(nodeError.errno),
+      ...context
+    }
+  }
+  throw error
+}
+
