@@ -11,16 +11,22 @@
  */
 import * as net from "node:net"
 import type { Readable, Writable } from "node:stream"
-import { NodeStream } from "@effect/platform-node"
-import { Deferred, Effect, Fiber, type Scope, type Stream } from "effect"
+import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
+import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as Kind from "./NamespaceKind.ts"
 import {
   type CommandNotFound,
   type EnterError,
+  type InvalidKind,
   InvalidOptions,
+  type KindNotInSet,
   type PermissionDenied,
+  type SetClosed,
   SystemError
 } from "./NamespaceError.ts"
-import type { NamespaceSet } from "./NamespaceSet.ts"
+// A cycle (NamespaceSet re-exports `spawn`), safe because `fds` is only called, never read at load.
+import { fds as duplicateFds, type NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
 import { runSpec } from "./internal/set.ts"
@@ -217,3 +223,47 @@ export const spawn = (
       kill: (signal: NodeJS.Signals = "SIGTERM") => killGroup(signal)
     } satisfies ChildProcess
   })
+
+/**
+ * Effect's `ChildProcessSpawner` (from `effect/process`), running every command inside the set:
+ * any Effect code that spawns processes with `ChildProcess.make` runs them in the set's namespaces,
+ * unchanged. Each command (each stage of a pipeline) is started by Node's spawner through util-linux
+ * `nsenter`, which joins every namespace of the set (the user namespace first) and execs it; a `cwd`
+ * is resolved in the set's mount namespace, and a `shell` command runs its shell inside. The set's
+ * fds stay open for the layer's life.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const hostname = ChildProcess.make("hostname").pipe(
+ *   Effect.flatMap((handle) => Stream.mkString(Stream.decodeText(handle.stdout))),
+ *   Effect.scoped,
+ *   Effect.provide(NamespacedProcess.layerSpawner(set))
+ * )
+ * ```
+ */
+export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner.ChildProcessSpawner, SetClosed | KindNotInSet | InvalidKind | SystemError | PermissionDenied> =>
+  Layer.effect(
+    ChildProcessSpawner.ChildProcessSpawner,
+    Effect.gen(function*() {
+      const node = yield* ChildProcessSpawner.ChildProcessSpawner
+      const fds = yield* duplicateFds(set)
+      const joins = Kind.enterOrder.flatMap((kind) => {
+        const fd = fds[kind]
+        return fd === undefined ? [] : [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${fd}`]
+      })
+      const credentials = fds.user !== undefined && process.geteuid?.() !== 0 ? ["--preserve-credentials"] : []
+      const inside = (command: ChildProcess.Command): ChildProcess.Command => {
+        if (ChildProcess.isPipedCommand(command)) {
+          return ChildProcess.pipeTo(inside(command.left), inside(command.right), command.options)
+        }
+        const { cwd, shell, ...options } = command.options
+        const words = [command.command, ...command.args.map((word) => Redacted.isRedacted(word) ? Redacted.value(word) : word)]
+        const argv = shell === undefined || shell === false
+          ? words
+          : [typeof shell === "string" ? shell : "/bin/sh", "-c", words.join(" ")]
+        return ChildProcess.make("nsenter", [...joins, ...credentials, ...(cwd === undefined ? [] : [`--wd=${cwd}`]), "--", ...argv], options)
+      }
+      return ChildProcessSpawner.make((command) => node.spawn(inside(command)))
+    })
+  ).pipe(Layer.provide(NodeChildProcessSpawner.layer), Layer.provide(NodeServices.layer))

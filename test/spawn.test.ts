@@ -1,7 +1,8 @@
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream } from "effect"
-import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { NamespacedProcess, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { eventually } from "./helpers.ts"
 
 const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
@@ -105,4 +106,23 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.strictEqual(yield* NamespaceSet.run(set, Task.exec("true")).pipe(Effect.map((r) => r.exitCode)), 0)
       }))
   })
+})
+
+layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("NamespacedProcess.layerSpawner", (it) => {
+  it.effect("Effect's ChildProcess commands, pipelines and shells run inside the set", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.unshareCurrent(["net", "uts", "mnt"])
+      yield* NamespaceSet.run(set, Task.setHostname("spawner-box"))
+      const expected = `${yield* NamespaceSet.id(set, "net")}`
+      const spawner = NamespacedProcess.layerSpawner(set)
+      const output = (command: ChildProcess.Command) =>
+        Effect.flatMap(ChildProcessSpawner.ChildProcessSpawner, (spawner) => spawner.string(command)).pipe(Effect.provide(spawner))
+      assert.strictEqual((yield* output(ChildProcess.make("hostname"))).trim(), "spawner-box")
+      assert.strictEqual((yield* output(ChildProcess.make("readlink", ["/proc/self/ns/net"]))).trim(), expected)
+      // Each stage of a pipeline is inside.
+      const piped = ChildProcess.make("readlink", ["/proc/self/ns/uts"]).pipe(ChildProcess.pipeTo(ChildProcess.make("sh", ["-c", "cat; hostname"])))
+      assert.deepStrictEqual((yield* output(piped)).trim().split("\n"), [yield* NamespaceSet.id(set, "uts"), "spawner-box"])
+      // A shell command's shell runs inside, in the set's mount namespace's /tmp.
+      assert.strictEqual((yield* output(ChildProcess.make("hostname && pwd", { shell: true, cwd: "/tmp" }))).trim(), "spawner-box\n/tmp")
+    }))
 })
