@@ -60,7 +60,8 @@ const c = {
   attrSetsigdefault: lib.func("int posix_spawnattr_setsigdefault(uint8_t *attr, const uint8_t *mask)"),
   sigemptyset: lib.func("int sigemptyset(_Inout_ uint8_t *set)"),
   posixSpawnp: lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
-  free: lib.func("void free(uintptr_t ptr)")
+  free: lib.func("void free(uintptr_t ptr)"),
+  prctl: lib.func("int prctl(int option, unsigned long arg)")
 }
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -432,4 +433,14 @@ export const waitNoHang = (pid: number): ExitStatus | undefined => {
   const raw = status[0]!
   const signal = raw & 0x7f
   return signal === 0 ? { exitCode: (raw >> 8) & 0xff, signal: null } : { exitCode: null, signal }
+}
+
+const PR_SET_DUMPABLE = 4
+
+/**
+ * Makes the process dumpable again. The kernel clears the flag when a process changes its uids,
+ * which hands its /proc files (among them a child's uid_map) to root.
+ */
+export const setDumpable = (): void => {
+  check("prctl", c.prctl(PR_SET_DUMPABLE, 1))
 }
