@@ -42,6 +42,7 @@ import { fromSyscall, fromWire } from "./internal/wire.ts"
 import {
   adopt,
   attempt,
+  carry,
   duplicate,
   enterable,
   type EnterError,
@@ -79,6 +80,7 @@ export { isNamespaceSet, type NamespaceSet }
 
 type OpenError = InvalidKind | NotANamespace | KindMismatch | NamespaceNotFound | ProcessNotFound | PermissionDenied | SystemError
 
+/** The kinds without repeats, in the order given; throws `InvalidKind` for a string that is none. */
 const validKinds = (operation: string, kinds: ReadonlyArray<unknown>): ReadonlyArray<NamespaceKind> => {
   for (const kind of kinds) {
     if (!Kind.isNamespaceKind(kind)) throw new InvalidKind({ operation, kind: String(kind) })
@@ -238,12 +240,7 @@ const withValidKinds = <A, E, R>(
   kinds: ReadonlyArray<NamespaceKind>,
   f: (kinds: ReadonlyArray<NamespaceKind>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | InvalidKind, R> =>
-  Effect.suspend<A, E | InvalidKind, R>(() => {
-    for (const kind of kinds) {
-      if (!Kind.isNamespaceKind(kind)) return Effect.fail(new InvalidKind({ operation, kind: String(kind) }))
-    }
-    return f([...new Set(kinds)])
-  })
+  Effect.flatMap(attempt<ReadonlyArray<NamespaceKind>, InvalidKind>(() => validKinds(operation, kinds)), f)
 
 // ---------------------------------------------------------------------------------------------
 // Reading a set
@@ -262,13 +259,10 @@ export const dup: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>) =>
-    withMembers(set, "NamespaceSet.dup", (members) =>
-      adopt(attempt<Parts, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() => {
-        const selected = selectKinds("NamespaceSet.dup", set, kinds)
-        const copies = duplicate("NamespaceSet.dup", selected.map((kind) => members.get(kind)!))
-        // A duplicate of a new pid namespace keeps its init alive as long as the original does.
-        return { members: copies, inits: selected.includes("pid") ? impl(set).inits.map((init) => init.retain()) : [] }
-      })))
+    withMembers(set, "NamespaceSet.dup", () =>
+      adopt(attempt<Parts, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
+        carry("NamespaceSet.dup", set, selectKinds("NamespaceSet.dup", set, kinds))
+      )))
 )
 
 /**
@@ -491,16 +485,11 @@ export const enter = (
   Effect.gen(function*() {
     const restore = options?.restore ?? true
     const self = impl(set)
-    if (self.closed) return yield* new SetClosed({ operation: "NamespaceSet.enter" })
     const members = yield* enterable("NamespaceSet.enter", self.members)
     // Hold the set's fds for as long as the thread may be inside it.
-    self.users++
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        self.users--
-        if (self.closed && self.users === 0) self.closeFds()
-      })
-    )
+    const closed = self.hold("NamespaceSet.enter")
+    if (closed !== undefined) return yield* closed
+    yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
     const thread = yield* PinnedThreads.use((threads) => threads.lease)
     yield* Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", enter: members, pidfd: self.pidfd }), (response) => settle<void, EnterError>(thread, response, true))
     let open = true
@@ -829,7 +818,7 @@ export const unshare: {
 )
 
 const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
-    withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
+  withValidKinds("NamespaceSet.unshare", kinds, (valid): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
       withMembers(set, "NamespaceSet.unshare", (members): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
         const refused = planUnshare(valid, members, options)
         if (refused !== undefined) return Effect.fail(refused)
@@ -857,24 +846,16 @@ const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>,
           PinnedThreads.use((threads) =>
             threads.use((thread) =>
               Effect.flatMap(thread.call(request), (response) =>
-                settle<ReadonlyArray<Member> | { members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, response, true))
+                settle<{ members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, response, true))
             )
           ).pipe(
             Effect.flatMap((made) =>
-              attempt<Parts, SystemError | PermissionDenied>(() => {
-                const created = Array.isArray(made) ? made : (made as { members: ReadonlyArray<Member> }).members
-                const init = Array.isArray(made) ? undefined : (made as { init?: libc.Parked }).init
-                const inits = init === undefined ? [] : [new Init(init)]
-                const carried = [...members.values()].filter((member) => !valid.includes(member.kind))
-                try {
-                  const carriedInits = carried.some((member) => member.kind === "pid") ? impl(set).inits.map((init) => init.retain()) : []
-                  return { members: [...created, ...duplicate("NamespaceSet.unshare", carried)], inits: [...inits, ...carriedInits] }
-                } catch (error) {
-                  for (const member of created) libc.close(member.fd)
-                  for (const init of inits) init.release()
-                  throw error
-                }
-              })
+              attempt<Parts, SystemError | PermissionDenied>(() =>
+                carry("NamespaceSet.unshare", set, set.kinds.filter((kind) => !valid.includes(kind)), {
+                  members: made.members,
+                  inits: made.init === undefined ? [] : [new Init(made.init)]
+                })
+              )
             )
           )
         )
@@ -907,12 +888,10 @@ const unshareWithTimeOffsets = (
     Effect.scoped(Effect.gen(function*() {
       const base = rest.length > 0 ? yield* unshareOnThread(set, rest, restOptions) : set
       const time = yield* timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0)
-      return yield* Scope.provide(outer)(withMembers(base, operation, (members) =>
-        adopt(attempt<Parts, SystemError | PermissionDenied>(() => {
-          const carried = [...members.values()].filter((member) => member.kind !== "time")
-          const inits = carried.some((member) => member.kind === "pid") ? impl(base).inits.map((init) => init.retain()) : []
-          return { members: [...duplicate(operation, carried), time], inits }
-        }))))
+      return yield* Scope.provide(outer)(withMembers(base, operation, () =>
+        adopt(attempt<Parts, SystemError | PermissionDenied>(() =>
+          carry(operation, base, base.kinds.filter((kind) => kind !== "time"), { members: [time] })
+        ))))
     })))
 }
 
@@ -937,11 +916,10 @@ const timeNamespaceWithOffsets = (
     }
     helper.on("error", (error: NodeJS.ErrnoException) =>
       finish(Effect.fail(new CommandNotFound({ command: "unshare", errno: error.code ?? "ENOENT" }))))
-    helper.on("exit", (code) => {
+    helper.on("exit", () => {
       const denied = /not permitted|permission denied/i.test(stderr)
       const fields = { operation, call: "unshare(1)", errno: denied ? "EPERM" : "EIO", code: denied ? 1 : 5, kind: "time" as const }
       finish(Effect.fail(denied ? new PermissionDenied(fields) : new SystemError(fields)))
-      void code
     })
     // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
     // namespace is ready and still unentered.

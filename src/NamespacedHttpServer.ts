@@ -13,8 +13,6 @@ import type { PermissionDenied, SystemError } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import * as NamespacedSocket from "./NamespacedSocket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
-import * as libc from "./internal/libc.ts"
-import { fromSyscall } from "./internal/wire.ts"
 
 /**
  * Options of {@link layer}: where to listen inside the namespace, and `NodeHttpServer`'s own
@@ -61,10 +59,7 @@ export const layer = (
       ...(backlog === undefined ? {} : { backlog })
     })
     // Node owns (and closes) the duplicate it listens on; the original closes with this layer.
-    const fd = yield* Effect.try({
-      try: () => libc.dupCloexec(socket.fd),
-      catch: (error) => fromSyscall(error as libc.SyscallFailure, "NamespacedHttpServer.layer")
-    })
+    const fd = yield* NamespacedSocket.handOver(socket)
     // Node listens on an existing fd given as `{ fd }` (its typings leave the field out).
     const listenOptions = { ...serverOptions, fd } as NodeHttpServer.Options
     return NodeHttpServer.layer(createServer ?? (() => http.createServer()), listenOptions)

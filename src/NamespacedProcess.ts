@@ -14,7 +14,7 @@ import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import * as Kind from "./NamespaceKind.ts"
+import type * as Kind from "./NamespaceKind.ts"
 import {
   type CommandNotFound,
   type EnterError,
@@ -29,6 +29,7 @@ import {
 import { fds as duplicateFds, type NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
+import { nsenterOptions } from "./internal/nsenter.ts"
 import { runSpec } from "./internal/set.ts"
 import { fromSyscall } from "./internal/wire.ts"
 
@@ -248,11 +249,7 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
     Effect.gen(function*() {
       const node = yield* ChildProcessSpawner.ChildProcessSpawner
       const fds = yield* duplicateFds(set)
-      const joins = Kind.enterOrder.flatMap((kind) => {
-        const fd = fds[kind]
-        return fd === undefined ? [] : [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${fd}`]
-      })
-      const credentials = fds.user !== undefined && process.geteuid?.() !== 0 ? ["--preserve-credentials"] : []
+      const joins = nsenterOptions(Object.entries(fds).map(([kind, fd]) => ({ kind: kind as Kind.NamespaceKind, fd: fd! })))
       const inside = (command: ChildProcess.Command): ChildProcess.Command => {
         if (ChildProcess.isPipedCommand(command)) {
           return ChildProcess.pipeTo(inside(command.left), inside(command.right), command.options)
@@ -262,7 +259,7 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
         const argv = shell === undefined || shell === false
           ? words
           : [typeof shell === "string" ? shell : "/bin/sh", "-c", words.join(" ")]
-        return ChildProcess.make("nsenter", [...joins, ...credentials, ...(cwd === undefined ? [] : [`--wd=${cwd}`]), "--", ...argv], options)
+        return ChildProcess.make("nsenter", [...joins, ...(cwd === undefined ? [] : [`--wd=${cwd}`]), "--", ...argv], options)
       }
       return ChildProcessSpawner.make((command) => node.spawn(inside(command)))
     })

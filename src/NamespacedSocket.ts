@@ -70,6 +70,10 @@ export type SocketError = AddressInUse | PermissionDenied | SystemError | Invali
 const familyOf = (host: string): number | undefined =>
   net.isIPv4(host) ? libc.AF_INET : net.isIPv6(host) ? libc.AF_INET6 : undefined
 
+// Names would be resolved by dns.lookup, on libuv's pool, in the host's namespaces.
+const notAnAddress = (operation: string, host: string) =>
+  new InvalidOptions({ operation, reason: `${JSON.stringify(host)} is not an IP address (names are not resolved inside namespaces)` })
+
 const closing = (fd: number) => Effect.sync(() => libc.close(fd))
 
 /**
@@ -94,7 +98,7 @@ export const listen = (
   const port = options.port ?? 0
   const family = type === "unix" ? libc.AF_UNIX : familyOf(host)
   if (family === undefined) {
-    return Effect.fail(new InvalidOptions({ operation, reason: `${JSON.stringify(host)} is not an IP address (names are not resolved inside namespaces)` }))
+    return Effect.fail(notAnAddress(operation, host))
   }
   if (type === "unix" && host === "") return Effect.fail(new InvalidOptions({ operation, reason: "a unix socket needs a path" }))
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -122,13 +126,16 @@ export const listen = (
 }
 
 /**
- * A close-on-exec duplicate of the socket's fd for Node to own: Node closes what it is given when
- * the server or socket closes, and the original stays with its Scope, so no fd is closed twice.
+ * A close-on-exec duplicate of the socket's fd for Node to own, for APIs that take an fd (such as
+ * `NodeHttpServer.layer(..., { fd })` or `dgram`'s `bind({ fd })`): Node closes what it is given
+ * when its server or socket closes, and the original stays with its Scope, so no fd is closed twice.
+ *
+ * @since 0.1.0
  */
-const handOver = (fd: number): Effect.Effect<number, SystemError | PermissionDenied> =>
+export const handOver = (socket: Listening): Effect.Effect<number, SystemError | PermissionDenied> =>
   Effect.try({
-    try: () => libc.dupCloexec(fd),
-    catch: (error) => fromSyscall(error as libc.SyscallFailure, "NamespacedSocket.serve")
+    try: () => libc.dupCloexec(socket.fd),
+    catch: (error) => fromSyscall(error as libc.SyscallFailure, "NamespacedSocket.handOver")
   })
 
 /**
@@ -143,7 +150,7 @@ export const serve = <S extends net.Server>(
   server: S
 ): Effect.Effect<S, SystemError | PermissionDenied, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.flatMap(handOver(socket.fd), (fd) =>
+    Effect.flatMap(handOver(socket), (fd) =>
       Effect.callback<S, SystemError>((resume) => {
         const onError = (error: NodeJS.ErrnoException) =>
           resume(Effect.fail(new SystemError({ operation: "NamespacedSocket.serve", call: error.syscall ?? "listen", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) })))
@@ -187,7 +194,7 @@ export const connectUnscoped = (
   const operation = "NamespacedSocket.connect"
   const family = familyOf(options.host)
   if (family === undefined) {
-    return Effect.fail(new InvalidOptions({ operation, reason: `${JSON.stringify(options.host)} is not an IP address (names are not resolved inside namespaces)` }))
+    return Effect.fail(notAnAddress(operation, options.host))
   }
   const args = { operation, family, type: libc.SOCK_STREAM, host: options.host, port: options.port, bind: false }
   return Effect.flatMap(

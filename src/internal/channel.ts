@@ -14,7 +14,7 @@
  */
 import * as v8 from "node:v8"
 
-export const IDLE = 0
+// A new channel's state is 0: nothing asked yet.
 export const REQUEST = 1
 export const RESPONSE = 2
 

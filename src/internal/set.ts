@@ -89,7 +89,23 @@ export class SetImpl implements NamespaceSet {
   toString() {
     return `NamespaceSet(${this.closed ? "closed" : this.kinds.map((kind) => idString(this.members.get(kind)!)).join(", ")})`
   }
-  closeFds() {
+  /** Marks the set in use; fails once its Scope has closed. */
+  hold(operation: string): SetClosed | undefined {
+    if (this.closed) return new SetClosed({ operation })
+    this.users++
+    return undefined
+  }
+  /** Ends a use; the last use after the Scope closed closes the fds. */
+  unhold(): void {
+    this.users--
+    if (this.closed && this.users === 0) this.closeFds()
+  }
+  /** The Scope closed: the fds go now, or with the last use still running. */
+  close(): void {
+    this.closed = true
+    if (this.users === 0) this.closeFds()
+  }
+  private closeFds() {
     for (const member of this.members.values()) libc.close(member.fd)
     for (const init of this.inits) init.release()
     if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
@@ -127,11 +143,7 @@ export const attempt = <A, E>(f: () => A): Effect.Effect<A, E> =>
 export const adopt = <E, R>(parts: Effect.Effect<Parts, E, R>): Effect.Effect<NamespaceSet, E, R | Scope.Scope> =>
   Effect.acquireRelease(
     Effect.map(parts, (parts) => new SetImpl(parts)),
-    (set) =>
-      Effect.sync(() => {
-        set.closed = true
-        if (set.users === 0) set.closeFds()
-      })
+    (set) => Effect.sync(() => set.close())
   )
 
 /**
@@ -145,15 +157,9 @@ export const withMembers = <A, E, R>(
 ): Effect.Effect<A, E | SetClosed, R> =>
   Effect.suspend<A, E | SetClosed, R>(() => {
     const self = impl(set)
-    if (self.closed) return Effect.fail(new SetClosed({ operation }))
-    self.users++
-    return Effect.ensuring(
-      f(self.members),
-      Effect.sync(() => {
-        self.users--
-        if (self.closed && self.users === 0) self.closeFds()
-      })
-    )
+    const closed = self.hold(operation)
+    if (closed !== undefined) return Effect.fail(closed)
+    return Effect.ensuring(f(self.members), Effect.sync(() => self.unhold()))
   })
 
 
@@ -166,6 +172,30 @@ export const duplicate = (operation: string, members: ReadonlyArray<Member>): Ar
     throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation) : error
   }
   return copies
+}
+
+/**
+ * Parts of a new set that carries over `set`'s namespaces of `kinds` (duplicated fds), plus
+ * `extra` fds that are already the new set's. A carried pid namespace keeps its init alive for as
+ * long as the new set lives too. On failure the extra fds are closed as well: they have no owner.
+ */
+export const carry = (
+  operation: string,
+  set: NamespaceSet,
+  kinds: ReadonlyArray<NamespaceKind>,
+  extra: Parts = { members: [] }
+): Parts => {
+  const self = impl(set)
+  let copies: Array<Member>
+  try {
+    copies = duplicate(operation, kinds.map((kind) => self.members.get(kind)!))
+  } catch (error) {
+    for (const member of extra.members) libc.close(member.fd)
+    for (const init of extra.inits ?? []) init.release()
+    throw error
+  }
+  const inits = kinds.includes("pid") ? self.inits.map((init) => init.retain()) : []
+  return { members: [...extra.members, ...copies], inits: [...(extra.inits ?? []), ...inits] }
 }
 
 

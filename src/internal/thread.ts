@@ -100,7 +100,6 @@ export class PinnedThread {
         this.inFlight = false
         this.onExit = undefined
         const response = channel.read(this.channel) as Response
-        Atomics.store(this.channel.control, 0, channel.IDLE)
         resume(Effect.succeed(response))
       })
       return Effect.sync(() => {

@@ -24,6 +24,7 @@ import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
 import * as persist from "./persist.ts"
 import { syscallError } from "./failure.ts"
+import { nsenterOptions } from "./nsenter.ts"
 import type { Identity, Member, Outcome, Ready, Request, Response, TaskSpec, WireError, WorkerData } from "./protocol.ts"
 
 const port = parentPort!
@@ -156,7 +157,9 @@ const leave = (): Pick<Response, "clean" | "reason"> => {
       problems.push(`fchdir: ${(error as Error).message}`)
     }
   }
-  for (const kind of wholeThread ? all : touched) {
+  // Only the kinds set back need checking again: the others were checked above (after user code)
+  // or were never moved (after built-in tasks).
+  for (const kind of touched) {
     if (!sameIdentity(currentIdentity(kind), baseline[kind])) problems.push(`${kind} is not back at the baseline`)
   }
   if (checkFs) {
@@ -185,29 +188,23 @@ interface ExecArgs {
 }
 
 /**
- * The command line that starts `command` inside the joined set. The kernel lets only a
- * single-threaded process join a user or a time namespace, so a command that must run in the set's
- * user or time namespace is started through util-linux nsenter, which joins them (user first) and
- * then execs it. nsenter makes the command uid and gid 0 in a user namespace it joins, which needs
- * setgroups(2) and so fails where setgroups is denied, as it must be for an unprivileged gid map;
- * an unprivileged caller's own ids are what its maps map, so it keeps them instead.
+ * The command line that starts `command` inside the joined set: the command itself, or nsenter
+ * when the set holds a user or time namespace other than the thread's (the kernel lets only a
+ * single-threaded process join those), or, for sets joined through the helper, every kind.
  */
 const throughHelper = (command: string, args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
   const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
-  const helper = helperKinds.flatMap((kind) => {
+  const members = helperKinds.flatMap((kind) => {
     const member = joined.get(kind)
     // The thread's own user and time namespaces need no joining: children are born in them.
-    if (member === undefined || (!viaHelper && sameIdentity(member, baseline[kind]))) return []
-    return [`--${kind === "mnt" ? "mount" : kind}=/proc/${process.pid}/fd/${member.fd}`]
+    return member === undefined || (!viaHelper && sameIdentity(member, baseline[kind])) ? [] : [member]
   })
-  if (helper.length === 0) return [command, args]
-  const credentials = joined.has("user") && process.geteuid!() !== 0 ? ["--preserve-credentials"] : []
-  return ["nsenter", [...helper, ...credentials, "--", command, ...args]]
+  return members.length === 0 ? [command, args] : ["nsenter", [...nsenterOptions(members), "--", command, ...args]]
 }
 
-const exec = (spec: ExecArgs): Promise<Outcome> => {
+const exec = (spec: ExecArgs): Promise<unknown> => {
   const [file, argv] = throughHelper(spec.command, spec.args)
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const stdout: Array<Buffer> = []
     const stderr: Array<Buffer> = []
     let settled = false
@@ -215,7 +212,8 @@ const exec = (spec: ExecArgs): Promise<Outcome> => {
       if (settled) return
       settled = true
       children.delete(child)
-      resolve(outcome)
+      if (outcome.ok) resolve(outcome.value)
+      else reject(outcome.error)
     }
     // `detached` makes the child a process group leader, so that cancelling a task can kill the
     // child together with everything it started.
@@ -250,20 +248,23 @@ const exec = (spec: ExecArgs): Promise<Outcome> => {
   })
 }
 
-const runModule = async (args: { url: string; exportName: string; input: unknown }): Promise<Outcome> => {
-  const fail = (name: string, error: unknown): Outcome => ({
-    ok: false,
-    error: { _tag: "ModuleTaskError", url: args.url, exportName: args.exportName, name, error: thrownValue(error) }
+const runModule = async (args: { url: string; exportName: string; input: unknown }): Promise<unknown> => {
+  const fail = (name: string, error: unknown): WireError => ({
+    _tag: "ModuleTaskError",
+    url: args.url,
+    exportName: args.exportName,
+    name,
+    error: thrownValue(error)
   })
   userCodeRan = true
   let fn: unknown
   try {
     fn = (await import(args.url))[args.exportName]
   } catch (error) {
-    return fail((error as Error)?.name ?? "Error", error)
+    throw fail((error as Error)?.name ?? "Error", error)
   }
   if (typeof fn !== "function") {
-    return fail("TypeError", new TypeError(`${args.url} exports no function named ${args.exportName}`))
+    throw fail("TypeError", new TypeError(`${args.url} exports no function named ${args.exportName}`))
   }
   const context = {
     tid,
@@ -272,10 +273,10 @@ const runModule = async (args: { url: string; exportName: string; input: unknown
     }
   }
   try {
-    return { ok: true, value: await fn(args.input, context) }
+    return await fn(args.input, context)
   } catch (error) {
     const tag = (error as { _tag?: unknown })?._tag
-    return fail(typeof tag === "string" ? tag : (error as Error)?.name ?? typeof error, error)
+    throw fail(typeof tag === "string" ? tag : (error as Error)?.name ?? typeof error, error)
   }
 }
 
@@ -307,7 +308,7 @@ const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: 
     for (const member of members) libc.close(member.fd)
     throw syscallError(operation, error)
   }
-  return members
+  return { members }
 }
 
 interface IdMapping {
@@ -499,6 +500,16 @@ const tasks: Record<string, (args: any) => unknown> = {
   }
 }
 
+/** What a task threw, as the typed error it reports. */
+const taskFailure = (spec: TaskSpec, error: unknown): Outcome => {
+  if (typeof (error as WireError)?._tag === "string") return { ok: false, error: error as WireError }
+  try {
+    return { ok: false, error: syscallError(`Task.${spec.op}`, error) }
+  } catch {
+    return { ok: false, error: { _tag: "ThreadFailure", reason: `task ${spec.op} failed: ${String(error)}`, tid } }
+  }
+}
+
 const runTask = (spec: TaskSpec): Outcome | Promise<Outcome> => {
   const handler = tasks[spec.op]
   if (handler === undefined) {
@@ -507,19 +518,11 @@ const runTask = (spec: TaskSpec): Outcome | Promise<Outcome> => {
   try {
     const value = handler(spec.args)
     if (value instanceof Promise) {
-      return value.then(
-        (result: unknown) => spec.op === "exec" || spec.op === "module" ? (result as Outcome) : { ok: true, value: result },
-        (error: unknown) => ({ ok: false, error: error as WireError })
-      )
+      return value.then((result): Outcome => ({ ok: true, value: result }), (error) => taskFailure(spec, error))
     }
     return { ok: true, value }
   } catch (error) {
-    if (typeof (error as WireError)?._tag === "string") return { ok: false, error: error as WireError }
-    try {
-      return { ok: false, error: syscallError(`Task.${spec.op}`, error) }
-    } catch {
-      return { ok: false, error: { _tag: "ThreadFailure", reason: `task ${spec.op} failed: ${String(error)}`, tid } }
-    }
+    return taskFailure(spec, error)
   }
 }
 
