@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as fs from "node:fs"
 import { Worker } from "node:worker_threads"
 import { Effect } from "effect"
 import type { NamespaceKind } from "../NamespaceKind.ts"
@@ -22,6 +23,9 @@ const workerUrl = new URL(`./worker${extension}`, import.meta.url)
  * anyway. A thread busy in synchronous user code never answers, so this is kept short.
  */
 const CANCEL_GRACE_MS = 250
+
+/** How long shutdown waits, at most, for the kernel to release a terminated thread. */
+const THREAD_EXIT_LIMIT_MS = 1_000
 
 export class PinnedThread {
   readonly tid: number
@@ -118,7 +122,21 @@ export class PinnedThread {
   readonly shutdown: Effect.Effect<void> = Effect.promise(async () => {
     if (!this.exited) await this.stop()
     for (const fd of this.fds) libc.close(fd)
+    await this.gone()
   })
+
+  /**
+   * Waits until the kernel has released the OS thread. The Worker's exit is reported once its
+   * thread is joined, but a joined thread can still be listed in `/proc/self/task` for a moment
+   * while it finishes exiting; after shutdown, callers may count on it being gone.
+   */
+  private async gone(): Promise<void> {
+    const entry = `/proc/self/task/${this.tid}`
+    const deadline = Date.now() + THREAD_EXIT_LIMIT_MS
+    while (fs.existsSync(entry) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+  }
 
   private async stop(): Promise<void> {
     if (this.inFlight && channel.isAsync(this.channel)) {
