@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Exit, Fiber, Queue, Scope } from "effect"
+import { Effect, Exit, Fiber, Queue, Scope, Semaphore } from "effect"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import * as NamespaceSet from "./NamespaceSet.ts"
 import type { NamespaceError } from "./NamespaceError.ts"
@@ -28,6 +28,8 @@ export interface NamespacePool {
   readonly [TypeId]: typeof TypeId
   /** @internal */
   readonly queue: Queue.Queue<Exit.Exit<Ready, NamespaceError>>
+  /** @internal One permit per place in the pool: a set is made only when a place is free. */
+  readonly room: Semaphore.Semaphore
 }
 
 /**
@@ -55,8 +57,9 @@ export interface Options<E = never> {
 }
 
 /**
- * Starts a pool that keeps up to `size` fresh sets ready, made in the background. The pool and
- * every set it still holds are closed when the current Scope closes; sets already taken belong to
+ * Starts a pool that keeps up to `size` fresh sets ready, made in the background (a set is made
+ * only when a place is free). The pool and every set it still holds are closed when the current
+ * Scope closes, and a set being made then is abandoned and closed; sets already taken belong to
  * their takers.
  *
  * Making a set that fails does not spin: the failure waits in the pool like a set would, the next
@@ -73,27 +76,39 @@ export const make = <E = never>(
   options: Options<E>
 ): Effect.Effect<NamespacePool, never, PinnedThreads | Scope.Scope> =>
   Effect.gen(function*() {
-    const queue = yield* Queue.bounded<Exit.Exit<Ready, NamespaceError>>(Math.max(1, Math.floor(options.size)))
-    const makeOne = Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const made = yield* Effect.exit(Scope.provide(scope)(
-        Effect.gen(function*() {
-          const set = options.from === undefined
-            ? yield* NamespaceSet.unshareCurrent(options.kinds, options.unshare)
-            : yield* NamespaceSet.unshare(options.from, options.kinds, options.unshare)
-          if (options.afterCreate !== undefined) yield* NamespaceSet.run(set, options.afterCreate)
-          return set
-        })
-      ))
-      if (Exit.isFailure(made)) yield* Scope.close(scope, made)
-      return Exit.map(made, (set): Ready => ({ set, scope })) as Exit.Exit<Ready, NamespaceError>
-    })
-    // Offering blocks while the pool is full, so at most `size` sets (or failures) wait at once.
-    // A set made while the pool is full waits in `offer`; if the pool closes meanwhile, it is
-    // closed here, since no taker will ever see it.
-    const offer = (exit: Exit.Exit<Ready, NamespaceError>) =>
-      Effect.onInterrupt(Queue.offer(queue, exit), () => Exit.isSuccess(exit) ? Scope.close(exit.value.scope, Exit.void) : Effect.void)
-    const filler = yield* Effect.forkDetach(Effect.forever(Effect.flatMap(Effect.uninterruptible(makeOne), offer)))
+    const size = Math.max(1, Math.floor(options.size))
+    const queue = yield* Queue.bounded<Exit.Exit<Ready, NamespaceError>>(size)
+    const room = yield* Semaphore.make(size)
+    // Runs with interruption masked but for `restore`: making a set can be interrupted (the pool is
+    // closing), and whatever it had made is closed with its scope before the filler stops.
+    const makeOne = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const made = yield* Effect.exit(restore(Scope.provide(scope)(
+          Effect.gen(function*() {
+            const set = options.from === undefined
+              ? yield* NamespaceSet.unshareCurrent(options.kinds, options.unshare)
+              : yield* NamespaceSet.unshare(options.from, options.kinds, options.unshare)
+            if (options.afterCreate !== undefined) yield* NamespaceSet.run(set, options.afterCreate)
+            return set
+          })
+        )))
+        if (Exit.isFailure(made)) yield* Scope.close(scope, made)
+        return Exit.map(made, (set): Ready => ({ set, scope })) as Exit.Exit<Ready, NamespaceError>
+      })
+    // A place is taken before a set is made and freed when a taker takes it, so at most `size`
+    // sets (or failures) exist in the pool at once. A set, once made, is always put in the queue,
+    // where closing the pool finds it; an attempt cut short by the closing is not.
+    const makeAndOffer = Effect.uninterruptibleMask((restore) =>
+      Effect.andThen(
+        restore(room.take(1)),
+        Effect.flatMap(
+          makeOne(restore),
+          (exit) => Exit.isFailure(exit) && Exit.hasInterrupts(exit) ? Effect.void : Queue.offer(queue, exit)
+        )
+      )
+    )
+    const filler = yield* Effect.forkDetach(Effect.forever(makeAndOffer))
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* Fiber.interrupt(filler)
@@ -104,7 +119,7 @@ export const make = <E = never>(
         }
       }).pipe(Effect.ignore)
     )
-    return { [TypeId]: TypeId, queue }
+    return { [TypeId]: TypeId, queue, room }
   })
 
 /**
@@ -117,6 +132,7 @@ export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceS
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const exit = yield* restore(Queue.take(pool.queue))
+      yield* pool.room.release(1)
       if (Exit.isFailure(exit)) return yield* exit
       yield* Effect.addFinalizer((outcome) => Scope.close(exit.value.scope, outcome))
       return exit.value.set

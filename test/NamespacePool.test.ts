@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Scope, Exit } from "effect"
 import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, mainId, openFdCount } from "./helpers.ts"
+import { eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
 
 layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespacePool and time offsets", (it) => {
   describe("NamespacePool", () => {
@@ -36,15 +36,39 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
 
     it.effect("closing the pool closes every set it still holds; taken sets belong to their takers", () =>
       Effect.gen(function*() {
-        const fdsBefore = openFdCount()
+        // Pinned threads may come and go meanwhile; what is counted are fds of namespaces the pool made.
+        assert.deepStrictEqual([foreignNamespaceFds("net"), foreignNamespaceFds("uts")], [[], []])
         const scope = yield* Scope.make()
         const pool = yield* Scope.provide(scope)(NamespacePool.make({ kinds: ["net", "uts"], size: 3 }))
         const taken = yield* NamespacePool.take(pool)
         assert.isTrue(yield* Effect.promise(() => eventually(() => Effect.runSync(NamespacePool.ready(pool)) === 3)))
+        assert.strictEqual(new Set(foreignNamespaceFds("uts")).size, 4)
+        assert.strictEqual(foreignNamespaceFds("net").length, 4)
         yield* Scope.close(scope, Exit.void)
-        // The taken set is still open (two fds), and nothing else is.
-        assert.notStrictEqual(yield* NamespaceSet.id(taken, "uts"), mainId("uts"))
-        assert.strictEqual(openFdCount(), fdsBefore + 2)
+        // The taken set is still open (one fd per kind), and nothing else the pool made is.
+        assert.deepStrictEqual(
+          [foreignNamespaceFds("net"), foreignNamespaceFds("uts")],
+          [[yield* NamespaceSet.id(taken, "net")], [yield* NamespaceSet.id(taken, "uts")]]
+        )
+      }))
+    it.effect("closing the pool while it is making a set stops the making and leaves nothing behind", () =>
+      Effect.gen(function*() {
+        const flag = `/dev/shm/gonso-pool-slow-${process.pid}`
+        const pidFile = `${flag}.pid`
+        // The first set is made at once (and leaves a flag); the next one's afterCreate hangs.
+        const afterCreate = Task.exec("sh", ["-c", `if [ -e ${flag} ]; then echo $$ > ${pidFile}; exec sleep 60; else touch ${flag}; fi`])
+        const scope = yield* Scope.make()
+        const pool = yield* Scope.provide(scope)(NamespacePool.make({ kinds: ["net"], size: 1, afterCreate }))
+        yield* Effect.addFinalizer(() => Effect.sync(() => [flag, pidFile].forEach((file) => fs.rmSync(file, { force: true }))))
+        const taken = yield* NamespacePool.take(pool)
+        assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").endsWith("\n"))))
+        const hanging = Number(fs.readFileSync(pidFile, "utf8"))
+        fs.rmSync(pidFile)
+        const started = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        assert.isBelow(Date.now() - started, 5_000)
+        assert.isFalse(fs.existsSync(`/proc/${hanging}`), "the afterCreate command is killed and reaped")
+        assert.deepStrictEqual(foreignNamespaceFds("net"), [yield* NamespaceSet.id(taken, "net")])
       }))
   })
 

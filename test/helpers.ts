@@ -20,6 +20,21 @@ export const onHost = (command: string, args: ReadonlyArray<string> = []) =>
   execFileSync(command, args, { encoding: "utf8" })
 
 export const openFdCount = () => fs.readdirSync("/proc/self/fd").length
+/**
+ * The process's open fds that refer to a namespace of `kind` other than the main thread's, as
+ * `readlink` prints them (one entry per fd): what sets made by a test still hold.
+ */
+export const foreignNamespaceFds = (kind: NamespaceKind) => {
+  const main = fs.readlinkSync(`${mainTask}/ns/${kind}`)
+  return fs.readdirSync("/proc/self/fd").flatMap((fd) => {
+    try {
+      const link = fs.readlinkSync(`/proc/self/fd/${fd}`)
+      return link.startsWith(`${kind}:[`) && link !== main ? [link] : []
+    } catch {
+      return [] // the fd readdir itself used, already closed
+    }
+  }).sort()
+}
 export const threadCount = () => fs.readdirSync("/proc/self/task").length
 export const threadExists = (tid: number) => fs.existsSync(`/proc/self/task/${tid}`)
 
