@@ -159,55 +159,60 @@ export const spawn = (
     )
     const [stdinPipe, stdoutPipe, stderrPipe] = pipes as [[number, number], [number, number], [number, number]]
     const childEnds = [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] as const
-    const pid = yield* Effect.uninterruptible(runSpec<number, SpawnError>(operation, set, {
-      op: "spawn",
-      args: {
-        command: argv[0],
-        args: argv.slice(1),
-        env: environment(options.env ?? process.env),
-        stdio: childEnds,
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd })
-      }
-    }, true))
-    for (const fd of childEnds) libc.close(fd)
-    // The parent's ends now belong to Node streams, which close them; forget them here.
-    const stdin = new net.Socket({ fd: stdinPipe[1], readable: false, writable: true })
-    const stdoutReadable = new net.Socket({ fd: stdoutPipe[0], readable: true, writable: false })
-    const stderrReadable = new net.Socket({ fd: stderrPipe[0], readable: true, writable: false })
-    pipes.length = 0
-    stdin.on("error", () => {}) // EPIPE once the child has exited is not an error of ours.
+    // From the start of the child until its finalizer is registered nothing may interrupt: the
+    // child would be left running, unreaped.
+    const { pid, stdin, stdoutReadable, stderrReadable, exited, killGroup } = yield* Effect.uninterruptible(Effect.gen(function*() {
+      const pid = yield* runSpec<number, SpawnError>(operation, set, {
+        op: "spawn",
+        args: {
+          command: argv[0],
+          args: argv.slice(1),
+          env: environment(options.env ?? process.env),
+          stdio: childEnds,
+          ...(options.cwd === undefined ? {} : { cwd: options.cwd })
+        }
+      }, true)
+      for (const fd of childEnds) libc.close(fd)
+      // The parent's ends now belong to Node streams, which close them; forget them here.
+      const stdin = new net.Socket({ fd: stdinPipe[1], readable: false, writable: true })
+      const stdoutReadable = new net.Socket({ fd: stdoutPipe[0], readable: true, writable: false })
+      const stderrReadable = new net.Socket({ fd: stderrPipe[0], readable: true, writable: false })
+      pipes.length = 0
+      stdin.on("error", () => {}) // EPIPE once the child has exited is not an error of ours.
 
-    const exited = yield* Deferred.make<ExitStatus>()
-    const reap = Effect.gen(function*() {
-      let delay = 1
-      for (;;) {
-        const status = libc.waitNoHang(pid)
-        if (status !== undefined) return yield* Deferred.succeed(exited, status)
-        yield* Effect.sleep(delay)
-        delay = Math.min(delay * 2, MAX_POLL_MS)
-      }
-    })
-    const reaper = yield* Effect.forkDetach(reap)
-    const killGroup = (signal: NodeJS.Signals) =>
-      Effect.sync(() => {
-        try {
-          process.kill(-pid, signal)
-        } catch {
-          // The group is gone already.
+      const exited = yield* Deferred.make<ExitStatus>()
+      const reap = Effect.gen(function*() {
+        let delay = 1
+        for (;;) {
+          const status = libc.waitNoHang(pid)
+          if (status !== undefined) return yield* Deferred.succeed(exited, status)
+          yield* Effect.sleep(delay)
+          delay = Math.min(delay * 2, MAX_POLL_MS)
         }
       })
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        if (!(yield* Deferred.isDone(exited))) {
-          yield* killGroup("SIGKILL")
-          yield* Deferred.await(exited)
-        }
-        yield* Fiber.interrupt(reaper)
-        stdin.destroy()
-        stdoutReadable.destroy()
-        stderrReadable.destroy()
-      })
-    )
+      const reaper = yield* Effect.forkDetach(Effect.interruptible(reap))
+      const killGroup = (signal: NodeJS.Signals) =>
+        Effect.sync(() => {
+          try {
+            process.kill(-pid, signal)
+          } catch {
+            // The group is gone already.
+          }
+        })
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          if (!(yield* Deferred.isDone(exited))) {
+            yield* killGroup("SIGKILL")
+            yield* Deferred.await(exited)
+          }
+          yield* Fiber.interrupt(reaper)
+          stdin.destroy()
+          stdoutReadable.destroy()
+          stderrReadable.destroy()
+        })
+      )
+      return { pid, stdin, stdoutReadable, stderrReadable, exited, killGroup }
+    }))
     const stream = (readable: Readable) =>
       NodeStream.fromReadable<Uint8Array, SystemError>({
         evaluate: () => readable,

@@ -186,43 +186,52 @@ export interface ConnectOptions {
  */
 export type ConnectError = ConnectionRefused | Unreachable | SocketError
 
-/** A connected net.Socket whose socket lives in the set's network namespace; the caller owns it. */
-export const connectUnscoped = (
+/**
+ * Connects from inside the set. `own` runs, uninterruptibly, as soon as the socket exists, before
+ * connecting: it is where a caller ties the socket to a Scope.
+ */
+const connectWith = <R>(
   set: NamespaceSet,
-  options: ConnectOptions
-): Effect.Effect<net.Socket, ConnectError, PinnedThreads> => {
+  options: ConnectOptions,
+  own: (socket: net.Socket) => Effect.Effect<void, never, R>
+): Effect.Effect<net.Socket, ConnectError, PinnedThreads | R> => {
   const operation = "NamespacedSocket.connect"
   const family = familyOf(options.host)
   if (family === undefined) {
     return Effect.fail(notAnAddress(operation, options.host))
   }
   const args = { operation, family, type: libc.SOCK_STREAM, host: options.host, port: options.port, bind: false }
-  return Effect.flatMap(
-    // Only the socket's creation needs the thread: connecting it is ordinary non-blocking IO that
-    // the main loop does, and the kernel routes it in the namespace the socket belongs to.
-    Effect.uninterruptible(runSpec<{ fd: number }, SocketError>(operation, set, { op: "socket", args }, true)),
-    ({ fd }) =>
-      Effect.callback<net.Socket, ConnectError>((resume) => {
+  // Only the socket's creation needs the thread: connecting it is ordinary non-blocking IO that
+  // the main loop does, and the kernel routes it in the namespace the socket belongs to. The fd is
+  // owned by a Node socket before anything can interrupt; connecting can be interrupted, and then
+  // destroys it.
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      runSpec<{ fd: number }, SocketError>(operation, set, { op: "socket", args }, true),
+      ({ fd }) => {
         const socket = new net.Socket({ fd, readable: true, writable: true })
-        const onError = (error: NodeJS.ErrnoException) => {
-          socket.destroy()
-          const endpoint = { operation, host: options.host, port: options.port }
-          const errno = error.code ?? "EIO"
-          resume(Effect.fail(
-            errno === "ECONNREFUSED"
-              ? new ConnectionRefused(endpoint)
-              : errno === "ENETUNREACH" || errno === "EHOSTUNREACH" || errno === "ETIMEDOUT"
-              ? new Unreachable({ ...endpoint, errno })
-              : new SystemError({ operation, call: "connect", errno, code: Math.abs(error.errno ?? 5) })
-          ))
-        }
-        socket.once("error", onError)
-        socket.connect({ port: options.port, host: options.host }, () => {
-          socket.off("error", onError)
-          resume(Effect.succeed(socket))
-        })
-        return Effect.sync(() => socket.destroy())
-      })
+        return Effect.andThen(own(socket), restore(Effect.callback<net.Socket, ConnectError>((resume) => {
+          const onError = (error: NodeJS.ErrnoException) => {
+            socket.destroy()
+            const endpoint = { operation, host: options.host, port: options.port }
+            const errno = error.code ?? "EIO"
+            resume(Effect.fail(
+              errno === "ECONNREFUSED"
+                ? new ConnectionRefused(endpoint)
+                : errno === "ENETUNREACH" || errno === "EHOSTUNREACH" || errno === "ETIMEDOUT"
+                ? new Unreachable({ ...endpoint, errno })
+                : new SystemError({ operation, call: "connect", errno, code: Math.abs(error.errno ?? 5) })
+            ))
+          }
+          socket.once("error", onError)
+          socket.connect({ port: options.port, host: options.host }, () => {
+            socket.off("error", onError)
+            resume(Effect.succeed(socket))
+          })
+          return Effect.sync(() => socket.destroy())
+        })))
+      }
+    )
   )
 }
 
@@ -237,4 +246,16 @@ export const connect = (
   set: NamespaceSet,
   options: ConnectOptions
 ): Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope> =>
-  Effect.acquireRelease(connectUnscoped(set, options), (socket) => Effect.sync(() => socket.destroy()))
+  connectWith(set, options, (socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy())))
+
+/**
+ * A connected net.Socket whose socket lives in the set's network namespace; the caller owns it
+ * (for agents and pools that manage their sockets' lives themselves). Interrupted while
+ * connecting, it destroys the socket.
+ *
+ * @since 0.1.0
+ */
+export const connectUnscoped = (
+  set: NamespaceSet,
+  options: ConnectOptions
+): Effect.Effect<net.Socket, ConnectError, PinnedThreads> => connectWith(set, options, () => Effect.void)

@@ -2,7 +2,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
 import * as fs from "node:fs"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { NamespacedHttpClient, NamespacedHttpServer, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { onHost } from "./helpers.ts"
@@ -69,6 +69,44 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("s
         assert.strictEqual(refused._tag, "ConnectionRefused")
         const unreachable = yield* Effect.flip(NamespacedSocket.connect(set, { host: "10.255.255.1", port: 80 }))
         assert.strictEqual(unreachable._tag, "Unreachable")
+      }))
+
+    it.effect("a connect that hangs can be interrupted, and leaves no socket behind", () =>
+      Effect.gen(function*() {
+        const set = yield* isolatedNet
+        // The SYN goes out of a veth whose peer has no address, to a neighbour that does not exist:
+        // nothing ever answers, and the kernel retries for minutes.
+        for (
+          const args of [
+            ["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+            ["addr", "add", "169.254.9.1/24", "dev", "v0"],
+            ["link", "set", "v0", "up"],
+            ["link", "set", "v1", "up"],
+            ["neigh", "add", "169.254.9.2", "lladdr", "02:00:00:00:09:02", "dev", "v0"]
+          ]
+        ) {
+          const done = yield* NamespaceSet.run(set, Task.exec("ip", args))
+          assert.strictEqual(done.exitCode, 0, done.stderr)
+        }
+        const sockets = () => fs.readdirSync("/proc/self/fd").filter((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")
+          } catch {
+            return false // closed since it was listed
+          }
+        }).length
+        const before = sockets()
+        const fiber = yield* Effect.forkChild(Effect.scoped(NamespacedSocket.connect(set, { host: "169.254.9.2", port: 80 })))
+        const ss = () => NamespaceSet.run(set, Task.exec("ss", ["-tnH", "state", "syn-sent"]))
+        for (let i = 0; i < 250 && (yield* ss()).stdout.trim() === ""; i++) yield* Effect.sleep("20 millis")
+        assert.include((yield* ss()).stdout, "169.254.9.2:80")
+        const started = Date.now()
+        yield* Fiber.interrupt(fiber)
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(Exit.hasInterrupts(exit))
+        assert.isBelow(Date.now() - started, 1_000)
+        assert.strictEqual((yield* ss()).stdout.trim(), "")
+        assert.strictEqual(sockets(), before)
       }))
 
     it.effect("a port in use inside is AddressInUse; the same port is free on the host and in another set", () =>

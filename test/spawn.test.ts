@@ -5,6 +5,16 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { NamespacedProcess, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { eventually } from "./helpers.ts"
 
+/** The pids of this process's children, whichever of its threads started them. */
+const allChildren = () =>
+  fs.readdirSync("/proc/self/task").flatMap((tid) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)
+    } catch {
+      return [] // the thread has exited since it was listed
+    }
+  }).sort()
+
 const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
   stream.pipe(Stream.decodeText(), Stream.mkString)
 
@@ -76,6 +86,18 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         yield* Effect.promise(() => eventually(() => pid !== 0))
         yield* Fiber.interrupt(fiber)
         assert.isFalse(fs.existsSync(`/proc/${pid}`))
+      }))
+
+    it.effect("interrupted at any point while it starts, no child is left running or unreaped", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["uts"])
+        const before = allChildren()
+        for (let i = 0; i < 40; i++) {
+          const fiber = yield* Effect.forkChild(Effect.scoped(Effect.andThen(NamespaceSet.spawn(set, "sleep", ["60"]), Effect.never)))
+          yield* Effect.sleep(i % 8 === 0 ? 0 : (i % 8) / 2)
+          yield* Fiber.interrupt(fiber)
+          assert.deepStrictEqual(allChildren(), before, `attempt ${i}`)
+        }
       }))
 
     it.effect("as a pid namespace's init, the command is pid 1 and ps lists only its own processes", () =>
