@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, fixtures, mainNamespace, openFdCount, threadCount, threadExists } from "./helpers.ts"
+import { allChildren, eventually, fixtures, mainNamespace, openFdCount, threadCount, threadExists } from "./helpers.ts"
 
 // One thread at most, so that "the next run reuses the same thread" is observable.
 layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("PinnedThreads", (it) => {
@@ -122,6 +122,19 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("P
         assert.isBelow(Date.now() - started, 5_000)
         assert.isFalse(fs.existsSync(`/proc/${child}`), "the child is killed and reaped")
         assert.isFalse(threadExists(tid))
+      }))
+
+    it.effect("interrupted at any point of an exec task, the thread leaves no child running or unreaped", () =>
+      Effect.gen(function*() {
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const before = allChildren()
+        for (let i = 0; i < 24; i++) {
+          yield* idleAgain
+          const fiber = yield* Effect.forkChild(NamespaceSet.run(set, Task.exec("sleep", ["60"])))
+          yield* Effect.sleep((i % 8) / 2)
+          yield* Fiber.interrupt(fiber)
+          assert.deepStrictEqual(allChildren(), before, `attempt ${i}`)
+        }
       }))
 
     it.effect("an interrupted synchronous module task drops its thread", () =>

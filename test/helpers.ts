@@ -38,6 +38,16 @@ export const foreignNamespaceFds = (kind: NamespaceKind) => {
 export const threadCount = () => fs.readdirSync("/proc/self/task").length
 export const threadExists = (tid: number) => fs.existsSync(`/proc/self/task/${tid}`)
 
+/** The pids of this process's children, whichever of its threads started them. */
+export const allChildren = () =>
+  fs.readdirSync("/proc/self/task").flatMap((tid) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)
+    } catch {
+      return [] // the thread has exited since it was listed
+    }
+  }).sort()
+
 /** Waits (really) until `check` holds, or gives up after `ms`. */
 export const eventually = async (check: () => boolean, ms = 5_000) => {
   const deadline = Date.now() + ms

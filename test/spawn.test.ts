@@ -3,17 +3,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { NamespacedProcess, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually } from "./helpers.ts"
-
-/** The pids of this process's children, whichever of its threads started them. */
-const allChildren = () =>
-  fs.readdirSync("/proc/self/task").flatMap((tid) => {
-    try {
-      return fs.readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)
-    } catch {
-      return [] // the thread has exited since it was listed
-    }
-  }).sort()
+import { allChildren, eventually } from "./helpers.ts"
 
 const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
   stream.pipe(Stream.decodeText(), Stream.mkString)

@@ -1,6 +1,6 @@
 /**
  * The channel between the main thread and one pinned thread: a small fixed SharedArrayBuffer of
- * control words (state, length, async flag) and a growable one holding one message, serialized
+ * control words (state, length, cancel flag) and a growable one holding one message, serialized
  * with `v8.serialize` (the structured clone algorithm, as `postMessage` uses, without its
  * event-loop hops). The control words live apart because `Atomics.wait`/`waitAsync` on a growable
  * buffer took tens of microseconds longer to wake here.
@@ -17,11 +17,13 @@ import * as v8 from "node:v8"
 // A new channel's state is 0: nothing asked yet.
 export const REQUEST = 1
 export const RESPONSE = 2
+/** Written by the main side over whatever state there was, so that a parked thread wakes. */
+export const CANCELLED = 3
 
 const STATE = 0
 const LENGTH = 1
-/** 1 while the pinned thread runs an asynchronous task, so that its event loop hears messages. */
-const ASYNC = 2
+/** Set to 1, once and for good, when the main side gives up on the request in flight. */
+const CANCEL = 2
 const CONTROL_WORDS = 3
 
 export const INITIAL_BYTES = 64 * 1024
@@ -84,11 +86,16 @@ export const read = (channel: Channel): unknown => {
 
 export const state = (channel: Channel): number => Atomics.load(channel.control, STATE)
 
-export const setAsync = (channel: Channel, value: boolean): void => {
-  Atomics.store(channel.control, ASYNC, value ? 1 : 0)
+/**
+ * Tells the pinned thread that the request in flight is abandoned. The flag is set before the
+ * state changes, and the thread checks the flag before each wait on the state, so a thread that
+ * finishes its task and parks again cannot miss it.
+ */
+export const cancel = (channel: Channel): void => {
+  Atomics.store(channel.control, CANCEL, 1)
+  Atomics.store(channel.control, STATE, CANCELLED)
+  Atomics.notify(channel.control, STATE)
 }
-
-export const isAsync = (channel: Channel): boolean => Atomics.load(channel.control, ASYNC) === 1
 
 /**
  * How long each side polls the state word before it goes to sleep. A sleeping thread is woken by
@@ -112,10 +119,15 @@ const spin = (channel: Channel, busy: (state: number) => boolean, micros: number
 const notRequest = (state: number) => state !== REQUEST
 const isRequest = (state: number) => state === REQUEST
 
-/** Blocks the calling (pinned) thread until the state is REQUEST. */
-export const awaitRequest = (channel: Channel, spinMicros = SPIN_MICROS): void => {
+/**
+ * Blocks the calling (pinned) thread until the state is REQUEST (then returns true) or the main
+ * side has cancelled (then returns false).
+ */
+export const awaitRequest = (channel: Channel, spinMicros = SPIN_MICROS): boolean => {
   let current = spin(channel, notRequest, spinMicros)
-  while (current !== REQUEST) {
+  for (;;) {
+    if (Atomics.load(channel.control, CANCEL) === 1) return false
+    if (current === REQUEST) return true
     Atomics.wait(channel.control, STATE, current)
     current = Atomics.load(channel.control, STATE)
   }

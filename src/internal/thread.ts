@@ -114,10 +114,10 @@ export class PinnedThread {
   }
 
   /**
-   * Ends the thread: an asynchronous task still running is cancelled (its child processes killed
-   * and reaped), then the Worker is terminated, its OS thread exits, and the fds it held for its
-   * life are closed. A thread busy in synchronous code cannot hear a cancel; it is terminated
-   * directly.
+   * Ends the thread: a task still in flight is cancelled (the child processes the thread started
+   * are killed and reaped, whatever point the task had reached), then the Worker is terminated, its
+   * OS thread exits, and the fds it held for its life are closed. A thread busy in synchronous
+   * user code cannot hear a cancel; it is terminated once the grace period has passed.
    */
   readonly shutdown: Effect.Effect<void> = Effect.promise(async () => {
     if (!this.exited) await this.stop()
@@ -139,7 +139,7 @@ export class PinnedThread {
   }
 
   private async stop(): Promise<void> {
-    if (this.inFlight && channel.isAsync(this.channel)) {
+    if (this.inFlight) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CANCEL_GRACE_MS)
         this.worker.on("message", (message: { cancelled?: boolean }) => {
@@ -148,6 +148,7 @@ export class PinnedThread {
             resolve()
           }
         })
+        channel.cancel(this.channel)
         this.worker.postMessage({ cancel: true })
       })
     }

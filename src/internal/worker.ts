@@ -549,7 +549,7 @@ const finish = (request: Request, outcome: Outcome | undefined, mustLeave = fals
 
 const serve = (): void => {
   for (;;) {
-    channel.awaitRequest(chan)
+    if (!channel.awaitRequest(chan)) return cancelled()
     const request = channel.read(chan) as Request
     let outcome: Outcome | Promise<Outcome> | undefined
     try {
@@ -565,11 +565,9 @@ const serve = (): void => {
       outcome = { ok: false, error: error as WireError }
     }
     if (outcome instanceof Promise) {
-      channel.setAsync(chan, true)
       // An asynchronous task (a child process, a user module) needs this thread's event loop, so
       // the thread stops serving until it settles. It stays in the set's namespaces meanwhile.
       outcome.then((settled) => {
-        channel.setAsync(chan, false)
         finish(request, settled)
         setImmediate(serve)
       })
@@ -579,11 +577,13 @@ const serve = (): void => {
   }
 }
 
-// Cancellation arrives by postMessage, which the thread sees only while its event loop runs, that
-// is, while an asynchronous task is in progress: the children of that task are killed with their
-// process groups and reaped before the thread answers.
-port.on("message", (message: { cancel?: boolean }) => {
-  if (message.cancel !== true) return
+// A cancelled thread is about to be terminated; before that, the children its tasks started are
+// killed with their process groups and reaped, and the main thread is told. Cancellation reaches
+// a thread two ways: by the channel, which it checks whenever it waits for a request (so it is
+// heard after a synchronous task), and by postMessage, which its event loop delivers while an
+// asynchronous task is in progress. A thread busy in synchronous user code hears neither, and is
+// terminated without an answer.
+const cancelled = (): void => {
   const pending = [...children].map((child) =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve()
@@ -596,6 +596,10 @@ port.on("message", (message: { cancel?: boolean }) => {
     })
   )
   void Promise.all(pending).then(() => port.postMessage({ cancelled: true }))
+}
+
+port.on("message", (message: { cancel?: boolean }) => {
+  if (message.cancel === true) cancelled()
 })
 
 const ready: Ready = { tid, baseline, fds: [cwdFd, ...Object.values(baselineFd)] }
