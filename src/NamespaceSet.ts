@@ -581,13 +581,14 @@ const dirTargets = (set: NamespaceSet, dir: string) =>
 /**
  * Bind-mounts each namespace of the set onto `dir/<kind>` (gonso's `Set.Mount`), creating the
  * directory and files where missing, so that the namespaces outlive the set and can be opened
- * again with {@link fromPath}. All or nothing. The mounts stay until {@link unmount}; see
+ * again with {@link fromPath}. All or nothing, and not interruptible: once started, it completes,
+ * so the caller always knows whether the mounts exist. The mounts stay until {@link unmount}; see
  * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
  *
  * @since 0.1.0
  */
 export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options)
+  Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options))
 
 /**
  * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
@@ -600,7 +601,8 @@ export const mountKind = (
   kind: NamespaceKind,
   file: string,
   options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads> => mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options)
+): Effect.Effect<void, MountError, PinnedThreads> =>
+  Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options))
 
 /**
  * Detaches the mounts at `paths` and removes the files.
@@ -608,7 +610,9 @@ export const mountKind = (
  * @since 0.1.0
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
+  Effect.uninterruptible(
+    inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
+  )
 
 /**
  * {@link mount}, undone when the current Scope closes.

@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { mainId } from "./helpers.ts"
+import { allChildren, foreignNamespaceFds, mainId } from "./helpers.ts"
 
 /** Pids of this process's children whose pid namespace (as `readlink` names it) is `id`. */
 const childrenIn = (id: string) =>
@@ -186,6 +186,26 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("u
         const error = yield* Effect.flip(NamespaceSet.run(byPid, Task.tid))
         assert.strictEqual(error._tag, "ProcessNotFound")
         if (error._tag === "ProcessNotFound") assert.strictEqual(error.pid, pid)
+      }))
+  })
+  describe("interruption", () => {
+    it.effect("unshare interrupted at any point leaves no namespace fd and no init process behind", () =>
+      Effect.gen(function*() {
+        const makers = [
+          NamespaceSet.unshareCurrent(["user", "net"], { uidMap: [{ containerId: 0, hostId: 0, size: 1 }] }),
+          NamespaceSet.unshareCurrent(["pid", "net"])
+        ]
+        const children = allChildren()
+        for (const [m, make] of makers.entries()) {
+          for (let i = 0; i < 16; i++) {
+            const fiber = yield* Effect.forkChild(Effect.scoped(Effect.andThen(make, Effect.never)))
+            yield* Effect.sleep((i % 8) / 4)
+            yield* Fiber.interrupt(fiber)
+            const left = { user: foreignNamespaceFds("user"), net: foreignNamespaceFds("net"), pid: foreignNamespaceFds("pid") }
+            assert.deepStrictEqual(left, { user: [], net: [], pid: [] }, `maker ${m}, attempt ${i}`)
+            assert.deepStrictEqual(allChildren(), children, `maker ${m}, attempt ${i}`)
+          }
+        }
       }))
   })
 })
