@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, foreignNamespaceFds, mainId } from "./helpers.ts"
+import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
 
 /** Pids of this process's children whose pid namespace (as `readlink` names it) is `id`. */
 const childrenIn = (id: string) =>
@@ -188,6 +188,31 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("u
         if (error._tag === "ProcessNotFound") assert.strictEqual(error.pid, pid)
       }))
   })
+  describe("a process that dies holding pid sets", () => {
+    for (const mode of ["exit", "kill"] as const) {
+      it.effect(`leaves no init behind (${mode === "exit" ? "process.exit" : "SIGKILL"})`, () =>
+        Effect.gen(function*() {
+          const script = new URL("./fixtures/dies-holding-a-pid-set.ts", import.meta.url).pathname
+          const out = `/dev/shm/gonso-dies-${process.pid}-${mode}`
+          yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(out, { force: true })))
+          // No pipes: an init left alive would share the child's fd table and hold them open.
+          const result = spawnSync(process.execPath, [script, mode, out], { stdio: "ignore", timeout: 30_000 })
+          assert.strictEqual(result.signal, mode === "kill" ? "SIGKILL" : null)
+          const inits = JSON.parse(fs.readFileSync(out, "utf8")) as Array<number>
+          assert.lengthOf(inits, 1)
+          // Killed, it may still wait for the system's init to reap it: a zombie holds nothing.
+          const alive = (pid: number) => {
+            try {
+              return !/^\d+ \(.*\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
+            } catch {
+              return false
+            }
+          }
+          assert.isTrue(yield* Effect.promise(() => eventually(() => !alive(inits[0]!))), `init ${inits[0]} still alive`)
+        }))
+    }
+  })
+
   describe("interruption", () => {
     it.effect("unshare interrupted at any point leaves no namespace fd and no init process behind", () =>
       Effect.gen(function*() {

@@ -61,7 +61,8 @@ const c = {
   sigemptyset: lib.func("int sigemptyset(_Inout_ uint8_t *set)"),
   posixSpawnp: lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
   free: lib.func("void free(uintptr_t ptr)"),
-  prctl: lib.func("int prctl(int option, unsigned long arg)")
+  prctl: lib.func("int prctl(int option, unsigned long arg)"),
+  ptrace: lib.func("long ptrace(int request, ...)")
 }
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -264,6 +265,20 @@ export const killAndReap = (child: Parked, timeoutMs = 1_000): boolean => {
     // A killed child takes a few tens of microseconds to become reapable.
     Atomics.wait(nap, 0, 0, 0.02)
   }
+}
+
+const PTRACE_SEIZE = 0x4206
+const PTRACE_O_EXITKILL = 0x100000
+
+/**
+ * Makes the calling thread `pid`'s tracer with `PTRACE_O_EXITKILL`, and nothing else: no stop, no
+ * syscall tracing. The kernel then kills `pid` when the calling thread exits, however it exits,
+ * SIGKILL of the whole process included; that is what ties a parked child's life to the process
+ * that made it (a parked child cannot arrange that itself: no code of ours runs in it).
+ */
+export const tieToThread = (pid: number): void => {
+  const result = Number(c.ptrace(PTRACE_SEIZE, "int", pid, "uintptr_t", 0, "uintptr_t", PTRACE_O_EXITKILL))
+  if (result < 0) throw new SyscallFailure("ptrace", koffi.errno())
 }
 
 const SYS_pidfd_open = 434

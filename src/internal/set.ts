@@ -37,23 +37,48 @@ export interface NamespaceSet extends Pipeable {
   readonly kinds: ReadonlyArray<NamespaceKind>
 }
 
+/** The inits alive in this process, killed when it exits even if their sets were never closed. */
+const liveInits = new Set<Init>()
+process.once("exit", () => {
+  for (const init of liveInits) {
+    try {
+      libc.kill(init.child.pid, libc.SIGKILL)
+    } catch {
+      // Gone already.
+    }
+  }
+})
+
 /**
  * A paused process that keeps a pid namespace usable: the first process of a new pid namespace is
  * its init, and once it exits the kernel refuses every later fork into the namespace. Shared by a
  * set and its duplicates; killed and reaped when the last of them closes.
+ *
+ * It must not outlive this process, whose fd table it shares: an init left behind would keep every
+ * socket and namespace the process had open. The main thread becomes its tracer with
+ * `PTRACE_O_EXITKILL`, so the kernel kills it when the process dies in any way, SIGKILL included;
+ * where ptrace is not allowed, an exit handler kills it on every exit that runs JavaScript.
  */
 export class Init {
   readonly child: libc.Parked
   private refs = 1
   constructor(child: libc.Parked) {
     this.child = child
+    liveInits.add(this)
+    try {
+      libc.tieToThread(child.pid)
+    } catch {
+      // Not allowed here (a seccomp or Yama policy): the exit handler remains.
+    }
   }
   retain(): Init {
     this.refs++
     return this
   }
   release(): void {
-    if (--this.refs === 0) libc.killAndReap(this.child)
+    if (--this.refs > 0) return
+    liveInits.delete(this)
+    libc.killAndReap(this.child)
   }
 }
 

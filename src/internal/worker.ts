@@ -344,6 +344,16 @@ const cloneKinds = (args: CloneArgs) => {
   } catch (error) {
     throw syscallError(operation, error, args.kinds.length === 1 ? { kind: args.kinds[0]! } : {})
   }
+  // Until it is killed below, a child that does not become a set's init is tied to this thread:
+  // should the process die meanwhile, the kernel kills it. An init is tied to the main thread
+  // instead, which lives as long as the process (pinned threads come and go).
+  if (!args.keepInit) {
+    try {
+      libc.tieToThread(child.pid)
+    } catch {
+      // Not allowed here; the child lives only for the rest of this call.
+    }
+  }
   const members: Array<Member> = []
   const abandon = () => {
     for (const member of members) libc.close(member.fd)
