@@ -888,15 +888,19 @@ const unshareWithTimeOffsets = (
   }
   const rest = kinds.filter((kind) => kind !== "time")
   const { timeOffsets: _, ...restOptions } = options
-  return Effect.flatMap(Scope.Scope, (outer) =>
+  // One acquisition, like every unshare: the time namespace's fd is open from the moment the
+  // helper is ready, and must reach the new set. The only wait is the helper's start.
+  return Effect.uninterruptible(Effect.flatMap(Scope.Scope, (outer) =>
     Effect.scoped(Effect.gen(function*() {
       const base = rest.length > 0 ? yield* unshareOnThread(set, rest, restOptions) : set
-      const time = yield* timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0)
+      // The set is held from before the time namespace is made, so nothing can fail between the
+      // fd's opening and its adoption but `carry`, which closes it then.
       return yield* Scope.provide(outer)(withMembers(base, operation, () =>
-        adopt(attempt<Parts, SystemError | PermissionDenied>(() =>
-          carry(operation, base, base.kinds.filter((kind) => kind !== "time"), { members: [time] })
-        ))))
-    })))
+        Effect.flatMap(timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0), (time) =>
+          adopt(attempt<Parts, SystemError | PermissionDenied>(() =>
+            carry(operation, base, base.kinds.filter((kind) => kind !== "time"), { members: [time] })
+          )))))
+    }))))
 }
 
 const timeNamespaceWithOffsets = (

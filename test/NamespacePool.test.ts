@@ -1,8 +1,8 @@
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Scope, Exit } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
+import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
 
 layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespacePool and time offsets", (it) => {
   describe("NamespacePool", () => {
@@ -89,6 +89,25 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.strictEqual(net, yield* NamespaceSet.id(set, "net"))
         const bad = yield* Effect.flip(NamespaceSet.unshareCurrent(["net"], { timeOffsets: { boottime: 1 } }))
         assert.strictEqual(bad._tag, "InvalidOptions")
+      }))
+
+    it.effect("interrupted at any point, or from a closed set, it leaves no namespace fd and no helper process behind", () =>
+      Effect.gen(function*() {
+        const children = allChildren()
+        for (let i = 0; i < 12; i++) {
+          const make = NamespaceSet.unshareCurrent(["time", "net"], { timeOffsets: { boottime: 60 } })
+          const fiber = yield* Effect.forkChild(Effect.scoped(Effect.andThen(make, Effect.never)))
+          yield* Effect.sleep(i % 6)
+          yield* Fiber.interrupt(fiber)
+          assert.deepStrictEqual([foreignNamespaceFds("time"), foreignNamespaceFds("net")], [[], []], `attempt ${i}`)
+          // The helper is Node's child; Node reaps it once it has been killed.
+          assert.isTrue(yield* Effect.promise(() => eventually(() => allChildren().join() === children.join())), `attempt ${i}`)
+        }
+        // From a closed set: SetClosed, before anything is made.
+        const closed = yield* Effect.scoped(NamespaceSet.current(["time"]))
+        const error = yield* Effect.flip(NamespaceSet.unshare(closed, ["time"], { timeOffsets: { boottime: 60 } }))
+        assert.strictEqual(error._tag, "SetClosed")
+        assert.deepStrictEqual(foreignNamespaceFds("time"), [])
       }))
   })
 })
