@@ -54,7 +54,7 @@ import {
   type NamespaceSet,
   type Parts,
   runSpec,
-  settle,
+  exchange,
   spec,
   withMembers
 } from "./internal/set.ts"
@@ -491,12 +491,12 @@ export const enter = (
     if (closed !== undefined) return yield* closed
     yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
     const thread = yield* PinnedThreads.use((threads) => threads.lease)
-    yield* Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", enter: members, pidfd: self.pidfd }), (response) => settle<void, EnterError>(thread, response, true))
+    yield* exchange<void, EnterError>(thread, { operation: "NamespaceSet.enter", enter: members, pidfd: self.pidfd })
     let open = true
     yield* Effect.addFinalizer(() => {
       open = false
       return restore
-        ? Effect.flatMap(thread.call({ operation: "NamespaceSet.enter", leave: true }), (response) => settle<void, EnterError>(thread, response, true)).pipe(
+        ? exchange<void, EnterError>(thread, { operation: "NamespaceSet.enter", leave: true }).pipe(
           Effect.catch((error) =>
             Effect.sync(() => {
               thread.dropReason ??= `restore failed: ${error.message}`
@@ -512,10 +512,9 @@ export const enter = (
       tid: thread.tid,
       run: <A, E>(task: Task<A, E>) =>
         lock.withPermits(1)(
-          Effect.suspend(() =>
+          Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
             open
-              ? Effect.flatMap(thread.call({ operation: "EnteredThread.run", task: spec(task as Task<unknown, unknown>) }), (response) =>
-                settle<A, E | SetClosed | ThreadFailure | PayloadTooLarge>(thread, response, true))
+              ? exchange<A, E>(thread, { operation: "EnteredThread.run", task: spec(task as Task<unknown, unknown>) })
               : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
           )
         )
@@ -849,8 +848,7 @@ const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>,
         return adopt(
           PinnedThreads.use((threads) =>
             threads.use((thread) =>
-              Effect.flatMap(thread.call(request), (response) =>
-                settle<{ members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, response, true))
+              exchange<{ members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, request)
             )
           ).pipe(
             Effect.flatMap((made) =>

@@ -18,7 +18,7 @@ import * as v8 from "node:v8"
 export const REQUEST = 1
 export const RESPONSE = 2
 /** Written by the main side over whatever state there was, so that a parked thread wakes. */
-export const CANCELLED = 3
+const CANCELLED = 3
 
 const STATE = 0
 const LENGTH = 1
@@ -26,8 +26,8 @@ const LENGTH = 1
 const CANCEL = 2
 const CONTROL_WORDS = 3
 
-export const INITIAL_BYTES = 64 * 1024
-export const MAX_BYTES = 64 * 1024 * 1024
+const INITIAL_BYTES = 64 * 1024
+const MAX_BYTES = 64 * 1024 * 1024
 
 /** The two buffers, as sent to the pinned thread. */
 export interface Buffers {
@@ -103,13 +103,13 @@ export const cancel = (channel: Channel): void => {
  * times the whole round trip; polling briefly first keeps short tasks and back-to-back requests
  * off that path. Past the window both sides sleep, so an idle channel costs no CPU.
  */
-export const SPIN_MICROS = 50
+const SPIN_MICROS = 50
 
-/** Polls for up to `micros` while `busy(state)` holds; returns the last state seen. */
-const spin = (channel: Channel, busy: (state: number) => boolean, micros: number): number => {
+/** Polls for up to SPIN_MICROS while `busy(state)` holds; returns the last state seen. */
+const spin = (channel: Channel, busy: (state: number) => boolean): number => {
   let current = Atomics.load(channel.control, STATE)
-  if (!busy(current) || micros <= 0) return current
-  const deadline = performance.now() + micros / 1_000
+  if (!busy(current)) return current
+  const deadline = performance.now() + SPIN_MICROS / 1_000
   do {
     current = Atomics.load(channel.control, STATE)
   } while (busy(current) && performance.now() < deadline)
@@ -123,8 +123,8 @@ const isRequest = (state: number) => state === REQUEST
  * Blocks the calling (pinned) thread until the state is REQUEST (then returns true) or the main
  * side has cancelled (then returns false).
  */
-export const awaitRequest = (channel: Channel, spinMicros = SPIN_MICROS): boolean => {
-  let current = spin(channel, notRequest, spinMicros)
+export const awaitRequest = (channel: Channel): boolean => {
+  let current = spin(channel, notRequest)
   for (;;) {
     if (Atomics.load(channel.control, CANCEL) === 1) return false
     if (current === REQUEST) return true
@@ -137,8 +137,8 @@ export const awaitRequest = (channel: Channel, spinMicros = SPIN_MICROS): boolea
  * Calls `onChange` once the state has left REQUEST (a response was written): at once if it does
  * within the polling window, else from the event loop, without blocking it.
  */
-export const awaitResponse = (channel: Channel, onChange: () => void, spinMicros = SPIN_MICROS): void => {
-  if (spin(channel, isRequest, spinMicros) !== REQUEST) return onChange()
+export const awaitResponse = (channel: Channel, onChange: () => void): void => {
+  if (spin(channel, isRequest) !== REQUEST) return onChange()
   const result = Atomics.waitAsync(channel.control, STATE, REQUEST)
   if (result.async) result.value.then(onChange)
   else onChange()

@@ -8,6 +8,15 @@ import type { NamespaceKind } from "../NamespaceKind.ts"
 import * as libc from "./libc.ts"
 import type { WireError } from "./protocol.ts"
 
+/** What a failure was about, beyond the call itself. */
+export interface SyscallContext {
+  readonly kind?: NamespaceKind
+  readonly path?: string
+  readonly pid?: number
+  readonly host?: string
+  readonly port?: number
+}
+
 /**
  * A failed libc call (`SyscallFailure`) or Node fs call (an `ErrnoException`) as `PermissionDenied`
  * (EPERM, EACCES) or `SystemError` data; anything else is rethrown.
@@ -15,7 +24,7 @@ import type { WireError } from "./protocol.ts"
 export const syscallError = (
   operation: string,
   error: unknown,
-  context: { kind?: NamespaceKind; path?: string; host?: string; port?: number } = {}
+  context: SyscallContext = {}
 ): WireError => {
   if (error instanceof libc.SyscallFailure) {
     return {

@@ -231,15 +231,13 @@ export const kill = (pid: number, signal: number): void => {
 }
 
 /** Reaps `pid` if it has exited; never blocks. True once reaped (or already gone). */
-export const reapNoHang = (pid: number): boolean => {
-  const status = [0]
-  const result = c.waitpid(pid, status, WNOHANG)
-  if (result < 0) {
-    const code = koffi.errno()
-    if (errnoName(code) === "ECHILD") return true
-    throw new SyscallFailure("waitpid", code)
+const reapNoHang = (pid: number): boolean => {
+  try {
+    return waitNoHang(pid) !== undefined
+  } catch (error) {
+    if (error instanceof SyscallFailure && error.errno === "ECHILD") return true
+    throw error
   }
-  return result === pid
 }
 
 const nap = new Int32Array(new SharedArrayBuffer(4))
@@ -277,8 +275,7 @@ const PTRACE_O_EXITKILL = 0x100000
  * that made it (a parked child cannot arrange that itself: no code of ours runs in it).
  */
 export const tieToThread = (pid: number): void => {
-  const result = Number(c.ptrace(PTRACE_SEIZE, "int", pid, "uintptr_t", 0, "uintptr_t", PTRACE_O_EXITKILL))
-  if (result < 0) throw new SyscallFailure("ptrace", koffi.errno())
+  check("ptrace", Number(c.ptrace(PTRACE_SEIZE, "int", pid, "uintptr_t", 0, "uintptr_t", PTRACE_O_EXITKILL)))
 }
 
 const SYS_pidfd_open = 434

@@ -21,7 +21,7 @@ import {
 import { PinnedThreads, type Thread } from "../PinnedThreads.ts"
 import type { Task } from "../Task.ts"
 import * as libc from "./libc.ts"
-import type { Member, Response, TaskSpec } from "./protocol.ts"
+import type { Member, Request, TaskSpec } from "./protocol.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
 
 export const TypeId = "~gonso/NamespaceSet" as const
@@ -235,16 +235,17 @@ export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind,
 }
 
 /**
- * Reads a pinned thread's response: records whether the thread may be reused, and turns the
- * task's outcome into the Effect's result.
+ * Sends one request to a pinned thread and reads its response: records whether the thread may be
+ * reused (not when `restore` is false), and turns the task's outcome into the Effect's result.
  */
-export const settle = <A, E>(thread: Thread, response: Response, restore: boolean): Effect.Effect<A, E> => {
-  if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
-  else if (!restore) thread.dropReason ??= "restore: false"
-  const outcome = response.outcome
-  if (outcome === undefined) return Effect.void as Effect.Effect<A>
-  return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
-}
+export const exchange = <A, E>(thread: Thread, request: Request, restore = true): Effect.Effect<A, E | ThreadFailure | PayloadTooLarge> =>
+  Effect.flatMap(thread.call(request), (response) => {
+    if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
+    else if (!restore) thread.dropReason ??= "restore: false"
+    const outcome = response.outcome
+    if (outcome === undefined) return Effect.void as Effect.Effect<A>
+    return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
+  })
 
 export const spec = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args })
 
@@ -264,10 +265,7 @@ export const runSpec = <A, E>(
     Effect.flatMap(joinable(members), (enter) =>
       PinnedThreads.use((threads) =>
         threads.use((thread) =>
-          Effect.flatMap(
-            thread.call({ operation, enter, pidfd: impl(set).pidfd, task, leave: restore }),
-            (response) => settle<A, E | EnterError>(thread, response, restore)
-          )
+          exchange<A, E | EnterError>(thread, { operation, enter, pidfd: impl(set).pidfd, task, leave: restore }, restore)
         ))))
 }
 

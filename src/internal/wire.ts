@@ -7,8 +7,8 @@
 import * as Errors from "../NamespaceError.ts"
 import type { NamespaceError } from "../NamespaceError.ts"
 import type { WireError } from "./protocol.ts"
-import { SyscallFailure } from "./libc.ts"
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { SyscallFailure } from "./libc.ts"
+import { syscallError, type SyscallContext } from "./failure.ts"
 
 const classes: Record<string, new(fields: any) => NamespaceError> = {
   PermissionDenied: Errors.PermissionDenied,
@@ -33,10 +33,6 @@ export const fromWire = (wire: WireError): NamespaceError => {
 export const fromSyscall = (
   failure: SyscallFailure,
   operation: string,
-  context: { readonly kind?: NamespaceKind; readonly path?: string; readonly pid?: number } = {}
-): Errors.PermissionDenied | Errors.SystemError => {
-  const fields = { operation, call: failure.call, errno: failure.errno, code: failure.code, ...context }
-  return failure.errno === "EPERM" || failure.errno === "EACCES"
-    ? new Errors.PermissionDenied(fields)
-    : new Errors.SystemError(fields)
-}
+  context: SyscallContext = {}
+): Errors.PermissionDenied | Errors.SystemError =>
+  fromWire(syscallError(operation, failure, context)) as Errors.PermissionDenied | Errors.SystemError

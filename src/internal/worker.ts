@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { parentPort, workerData } from "node:worker_threads"
+import type { IdMapping } from "../NamespaceSet.ts"
 import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../NamespaceKind.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
@@ -280,13 +281,30 @@ const runModule = async (args: { url: string; exportName: string; input: unknown
   }
 }
 
+/** The kind an unshare of `kinds` failed for, when there is just one. */
+const onlyKind = (kinds: ReadonlyArray<NamespaceKind>) => kinds.length === 1 ? { kind: kinds[0]! } : {}
+
+/** Opens the namespace of each kind at `pathOf(kind)`: all of them, or none (and throws). */
+const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, pathOf: (kind: NamespaceKind) => string) => {
+  const members: Array<Member> = []
+  try {
+    for (const kind of kinds) {
+      const fd = libc.open(pathOf(kind))
+      members.push({ kind, fd, ...identityOf(fs.fstatSync(fd)) })
+    }
+  } catch (error) {
+    for (const member of members) libc.close(member.fd)
+    throw syscallError(operation, error)
+  }
+  return members
+}
+
 const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: libc.Propagation | "unchanged" }) => {
   const operation = "NamespaceSet.unshare"
   try {
     libc.unshare(toCloneFlags(args.kinds))
   } catch (error) {
-    const kind = args.kinds.length === 1 ? args.kinds[0] : undefined
-    throw syscallError(operation, error, kind === undefined ? {} : { kind })
+    throw syscallError(operation, error, onlyKind(args.kinds))
   }
   for (const kind of args.kinds) touched.add(kind)
   // A new mount namespace starts as a copy whose mounts still propagate to and from the host's
@@ -298,23 +316,7 @@ const unshareKinds = (args: { kinds: ReadonlyArray<NamespaceKind>; propagation: 
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
-  const members: Array<Member> = []
-  try {
-    for (const kind of args.kinds) {
-      const fd = libc.open(nsPath(kind))
-      members.push({ kind, fd, ...identityOf(fs.fstatSync(fd)) })
-    }
-  } catch (error) {
-    for (const member of members) libc.close(member.fd)
-    throw syscallError(operation, error)
-  }
-  return { members }
-}
-
-interface IdMapping {
-  readonly containerId: number
-  readonly hostId: number
-  readonly size: number
+  return { members: openMembers(operation, args.kinds, nsPath) }
 }
 
 interface CloneArgs {
@@ -342,7 +344,7 @@ const cloneKinds = (args: CloneArgs) => {
   try {
     child = libc.cloneParked(toCloneFlags(args.kinds))
   } catch (error) {
-    throw syscallError(operation, error, args.kinds.length === 1 ? { kind: args.kinds[0]! } : {})
+    throw syscallError(operation, error, onlyKind(args.kinds))
   }
   // Until it is killed below, a child that does not become a set's init is tied to this thread:
   // should the process die meanwhile, the kernel kills it. An init is tied to the main thread
@@ -354,32 +356,25 @@ const cloneKinds = (args: CloneArgs) => {
       // Not allowed here; the child lives only for the rest of this call.
     }
   }
-  const members: Array<Member> = []
-  const abandon = () => {
-    for (const member of members) libc.close(member.fd)
-    libc.killAndReap(child)
-  }
   const pid = child.pid
   const write = (file: string, text: string) => {
     const path = `/proc/${pid}/${file}`
     try {
       fs.writeFileSync(path, text)
     } catch (error) {
-      abandon()
+      libc.killAndReap(child)
       throw syscallError(operation, error, { kind: "user", path })
     }
   }
   if (args.uidMap !== undefined) write("uid_map", mapText(args.uidMap))
   if (args.setgroups !== undefined) write("setgroups", args.setgroups)
   if (args.gidMap !== undefined) write("gid_map", mapText(args.gidMap))
+  let members: Array<Member>
   try {
-    for (const kind of args.kinds) {
-      const fd = libc.open(`/proc/${pid}/ns/${kind}`)
-      members.push({ kind, fd, ...identityOf(fs.fstatSync(fd)) })
-    }
+    members = openMembers(operation, args.kinds, (kind) => `/proc/${pid}/ns/${kind}`)
   } catch (error) {
-    abandon()
-    throw syscallError(operation, error)
+    libc.killAndReap(child)
+    throw error
   }
   // A new mount namespace copies shared mounts as shared, so mounts made in it would reach the
   // parent's; make them private (or slave) from inside, as for unshare. In a new user namespace the
@@ -391,7 +386,8 @@ const cloneKinds = (args: CloneArgs) => {
       libc.setns(mnt.fd, cloneFlag.mnt)
       libc.setRootPropagation(args.propagation)
     } catch (error) {
-      abandon()
+      for (const member of members) libc.close(member.fd)
+      libc.killAndReap(child)
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
