@@ -200,7 +200,7 @@ const endpoint = {
   path: Schema.optionalKey(Schema.String)
 }
 
-const describeEndpoint = (self: { host?: string; port?: number; path?: string }) =>
+const describeEndpoint = (self: { host?: string | undefined; port?: number | undefined; path?: string | undefined }) =>
   self.path ?? `${self.host?.includes(":") ? `[${self.host}]` : self.host}:${self.port}`
 
 /**
@@ -340,7 +340,7 @@ export type NamespaceError =
 
 function describeTarget(self: { kind?: string; path?: string; pid?: number; host?: string; port?: number }): string {
   const parts: Array<string> = []
-  if (self.host !== undefined) parts.push(`address ${self.host}:${self.port}`)
+  if (self.host !== undefined) parts.push(`address ${describeEndpoint({ host: self.host, port: self.port })}`)
   if (self.kind !== undefined) parts.push(`kind ${self.kind}`)
   if (self.path !== undefined) parts.push(`path ${self.path}`)
   if (self.pid !== undefined) parts.push(`pid ${self.pid}`)

@@ -30,13 +30,12 @@ import {
   type ThreadFailure,
   InvalidOptions,
   UnsupportedKind,
-  UserNamespaceNotEnterable,
   type PayloadTooLarge
 } from "./NamespaceError.ts"
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { Member, Request, TaskSpec, WireError } from "./internal/protocol.ts"
+import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
 import {
@@ -841,16 +840,11 @@ const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>,
             }
           }
           : { op: "unshare", args: { kinds: valid, propagation: options?.propagation ?? "private" } }
-        const request: Request = { operation: "NamespaceSet.unshare", enter: [...members.values()], pidfd: impl(set).pidfd, task, leave: true }
         // The new fds (and a new pid namespace's init) exist in this process from the moment the
         // thread makes them, so the whole exchange is one uninterruptible acquisition: they always
         // get an owner.
         return adopt(
-          PinnedThreads.use((threads) =>
-            threads.use((thread) =>
-              exchange<{ members: ReadonlyArray<Member>; init?: libc.Parked }, never>(thread, request)
-            )
-          ).pipe(
+          runSpec<{ members: ReadonlyArray<Member>; init?: libc.Parked }, never>("NamespaceSet.unshare", set, task, true).pipe(
             Effect.flatMap((made) =>
               attempt<Parts, SystemError | PermissionDenied>(() =>
                 carry("NamespaceSet.unshare", set, set.kinds.filter((kind) => !valid.includes(kind)), {

@@ -25,7 +25,7 @@ import type { NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
 import { runSpec } from "./internal/set.ts"
-import { fromSyscall } from "./internal/wire.ts"
+import { fromNodeError, fromSyscall } from "./internal/wire.ts"
 
 /**
  * Options of {@link listen}.
@@ -151,9 +151,8 @@ export const serve = <S extends net.Server>(
 ): Effect.Effect<S, SystemError | PermissionDenied, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.flatMap(handOver(socket), (fd) =>
-      Effect.callback<S, SystemError>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new SystemError({ operation: "NamespacedSocket.serve", call: error.syscall ?? "listen", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) })))
+      Effect.callback<S, SystemError | PermissionDenied>((resume) => {
+        const onError = (error: NodeJS.ErrnoException) => resume(Effect.fail(fromNodeError(error, "NamespacedSocket.serve", "listen")))
         server.once("error", onError)
         server.listen({ fd }, () => {
           server.off("error", onError)
@@ -220,7 +219,7 @@ const connectWith = <R>(
                 ? new ConnectionRefused(endpoint)
                 : errno === "ENETUNREACH" || errno === "EHOSTUNREACH" || errno === "ETIMEDOUT"
                 ? new Unreachable({ ...endpoint, errno })
-                : new SystemError({ operation, call: "connect", errno, code: Math.abs(error.errno ?? 5) })
+                : fromNodeError(error, operation, "connect")
             ))
           }
           socket.once("error", onError)

@@ -11,10 +11,7 @@ import * as Kind from "../NamespaceKind.ts"
 import type { NamespaceKind } from "../NamespaceKind.ts"
 import {
   type PayloadTooLarge,
-  type PermissionDenied,
-  type ProcessNotFound,
   SetClosed,
-  type SystemError,
   type ThreadFailure,
   UserNamespaceNotEnterable
 } from "../NamespaceError.ts"

@@ -36,3 +36,18 @@ export const fromSyscall = (
   context: SyscallContext = {}
 ): Errors.PermissionDenied | Errors.SystemError =>
   fromWire(syscallError(operation, failure, context)) as Errors.PermissionDenied | Errors.SystemError
+
+/**
+ * An error Node reported on the main thread (a socket's or a stream's), as the typed error a caller
+ * can act on; fields Node left out are filled in (`call`, then EIO).
+ */
+export const fromNodeError = (
+  error: NodeJS.ErrnoException,
+  operation: string,
+  call: string
+): Errors.PermissionDenied | Errors.SystemError =>
+  fromWire(syscallError(operation, {
+    code: error.code ?? "EIO",
+    errno: error.errno ?? -5,
+    syscall: error.syscall ?? call
+  })) as Errors.PermissionDenied | Errors.SystemError
