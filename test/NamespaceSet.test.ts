@@ -226,14 +226,19 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
   describe("the caller's thread", () => {
     it.effect("never moves: the main thread stays in the host namespaces while tasks run", () =>
       Effect.gen(function*() {
-        const isolated = yield* NamespaceSet.unshareCurrent(["net", "uts", "ipc", "mnt"])
-        const fiber = yield* Effect.forkChild(NamespaceSet.run(isolated, Task.exec("sleep", ["0.2"])))
+        const kinds = ["net", "uts", "ipc", "mnt"] as const
+        const before = kinds.map((kind) => mainId(kind))
+        const isolated = yield* NamespaceSet.unshareCurrent(kinds)
+        const inside = []
+        for (const kind of kinds) inside.push(yield* NamespaceSet.id(isolated, kind))
+        // The task's child is inside the set while the main thread is asked where it is.
+        const fiber = yield* Effect.forkChild(NamespaceSet.run(isolated, Task.exec("sh", ["-c", "readlink /proc/self/ns/net; sleep 0.2"])))
         yield* Effect.sleep("50 millis")
-        for (const kind of ["net", "uts", "ipc", "mnt"] as const) {
-          assert.strictEqual(fs.readlinkSync(`/proc/thread-self/ns/${kind}`), mainId(kind))
-        }
-        yield* Fiber.join(fiber)
-        expect(execFileSync("readlink", ["/proc/self/ns/net"], { encoding: "utf8" }).trim()).toBe(mainId("net"))
+        assert.deepStrictEqual(kinds.map((kind) => fs.readlinkSync(`/proc/thread-self/ns/${kind}`)), before)
+        assert.notDeepEqual(before, inside)
+        assert.strictEqual((yield* Fiber.join(fiber)).stdout.trim(), inside[0])
+        // A child of the main thread is born in the host's namespaces.
+        expect(execFileSync("readlink", ["/proc/self/ns/net"], { encoding: "utf8" }).trim()).toBe(before[0])
       }))
   })
 })
