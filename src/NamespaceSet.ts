@@ -52,11 +52,13 @@ import {
   isOwnUserNamespace,
   type NamespaceSet,
   type Parts,
+  outcomeOf,
   runSpec,
-  exchange,
-  spec,
+  setRef,
+  threadPool,
   withMembers
 } from "./internal/set.ts"
+import { execWith, type SpawnError } from "./NamespacedProcess.ts"
 
 /**
  * Starts a long-running process inside the set, streamed and reaped from the main event loop
@@ -445,9 +447,19 @@ export const run: {
   <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions): Effect.Effect<A, E | EnterError, PinnedThreads>
 } = dual(
   (args) => isNamespaceSet(args[0]),
-  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions) =>
-    runSpec<A, E>("NamespaceSet.run", set, spec(task as Task<unknown, unknown>), options?.restore ?? true)
+  <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions): Effect.Effect<A, E | EnterError, PinnedThreads> =>
+    task.op === "exec"
+      ? execWith(
+        (args) => runSpec<number, SpawnError>("NamespaceSet.run", set, { op: "spawn", args }, options?.restore ?? true),
+        task.args as ExecArgs
+      ) as Effect.Effect<A, E | EnterError>
+      : runSpec<A, E>("NamespaceSet.run", set, specOf(task), options?.restore ?? true)
 )
+
+type ExecArgs = Parameters<typeof execWith>[1]
+
+/** What of a task crosses to a pinned thread. */
+const specOf = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args }) as TaskSpec
 
 /**
  * A pinned thread inside a set, from {@link enter}: run several tasks in a row on the same thread
@@ -482,40 +494,45 @@ export const enter = (
   options?: RunOptions
 ): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
   Effect.gen(function*() {
+    const operation = "NamespaceSet.enter"
     const restore = options?.restore ?? true
     const self = impl(set)
-    const members = yield* enterable("NamespaceSet.enter", self.members)
+    const members = yield* enterable(operation, self.members)
     // Hold the set's fds for as long as the thread may be inside it.
-    const closed = self.hold("NamespaceSet.enter")
+    const closed = self.hold(operation)
     if (closed !== undefined) return yield* closed
     yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
-    const thread = yield* PinnedThreads.use((threads) => threads.lease)
-    yield* exchange<void, EnterError>(thread, { operation: "NamespaceSet.enter", enter: members, pidfd: self.pidfd })
+    const pool = yield* threadPool
+    const thread = yield* pool.lease
+    yield* Effect.flatMap(pool.call(thread, { operation, set: setRef(set, members), hold: true }), outcomeOf<void, EnterError>)
     let open = true
+    // The restore step: leave the set and verify, or drop the thread. It runs before the lease
+    // ends (finalizers run in reverse order), so the lease sees whether the thread is clean.
     yield* Effect.addFinalizer(() => {
       open = false
-      return restore
-        ? exchange<void, EnterError>(thread, { operation: "NamespaceSet.enter", leave: true }).pipe(
-          Effect.catch((error) =>
-            Effect.sync(() => {
-              thread.dropReason ??= `restore failed: ${error.message}`
-            })
-          )
-        )
-        : Effect.sync(() => {
-          thread.dropReason ??= "restore: false"
-        })
+      return pool.call(thread, restore ? { operation, leave: true } : { operation, drop: true }).pipe(
+        Effect.catch((error) =>
+          Effect.sync(() => {
+            thread.dropReason ??= `restore failed: ${error.message}`
+          })
+        ),
+        Effect.asVoid
+      )
     })
     const lock = yield* Semaphore.make(1)
+    const runOnThread = <A, E>(task: TaskSpec): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
+      Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
+        open
+          ? Effect.flatMap(pool.call(thread, { operation: "EnteredThread.run", task }), outcomeOf<A, E>)
+          : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
+      )
     return {
       tid: thread.tid,
       run: <A, E>(task: Task<A, E>) =>
         lock.withPermits(1)(
-          Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
-            open
-              ? exchange<A, E>(thread, { operation: "EnteredThread.run", task: spec(task as Task<unknown, unknown>) })
-              : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
-          )
+          task.op === "exec"
+            ? execWith((args) => runOnThread<number, SpawnError>({ op: "spawn", args }), task.args as ExecArgs) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
+            : runOnThread<A, E>(specOf(task)) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
         )
     }
   })
@@ -556,7 +573,7 @@ const inMountNamespace = (
         throw Predicate.hasProperty(error, "_tag") && !(error instanceof Error) ? fromWire(error as WireError) : error
       }
     })
-    : runSpec<void, MountError>(operation, options.mountNamespace, { op, args }, true)
+    : runSpec<void, MountError>(operation, options.mountNamespace, { op, args } as TaskSpec, true)
 
 const mountTargets = (
   operation: string,

@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import * as net from "node:net"
+import * as os from "node:os"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
@@ -28,9 +29,11 @@ import {
 // A cycle (NamespaceSet re-exports `spawn`), safe because `fds` is only called, never read at load.
 import { fds as duplicateFds, type NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
+import type { ExecResult } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
 import { nsenterOptions } from "./internal/nsenter.ts"
 import { runSpec } from "./internal/set.ts"
+import type { Operations } from "./internal/protocol.ts"
 import { fromSyscall } from "./internal/wire.ts"
 
 /**
@@ -120,8 +123,66 @@ export const spawn = (
   args: ReadonlyArray<string> = [],
   options: SpawnOptions = {}
 ): Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope> =>
+  spawnWith(
+    "NamespaceSet.spawn",
+    (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.spawn", set, { op: "spawn", args: spawnArgs }, true),
+    command,
+    args,
+    options
+  )
+
+/** Everything a stream yields until it ends, as UTF-8 text. */
+const readAll = (readable: Readable): Effect.Effect<string, SystemError> =>
+  Effect.callback<string, SystemError>((resume) => {
+    const chunks: Array<Buffer> = []
+    readable.on("data", (chunk: Buffer) => chunks.push(chunk))
+    readable.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    readable.once("error", (error: NodeJS.ErrnoException) =>
+      resume(Effect.fail(new SystemError({ operation: "Task.exec", call: "read", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) }))))
+  })
+
+const signalNames = new Map(Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]))
+
+/**
+ * Runs a command to its end (`Task.exec`): {@link spawnWith}, then everything it prints is read on
+ * the main thread and the process reaped there, so no thread waits on it.
+ *
+ * @internal
+ */
+export const execWith = <R>(
+  start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
+  options: { readonly command: string; readonly args: ReadonlyArray<string>; readonly cwd?: string; readonly env?: Record<string, string>; readonly input?: string | Uint8Array }
+): Effect.Effect<ExecResult, SpawnError, R> =>
+  Effect.scoped(Effect.gen(function*() {
+    const child = yield* spawnWith("Task.exec", start, options.command, options.args, {
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      ...(options.env === undefined ? {} : { env: options.env })
+    })
+    child.stdin.end(options.input === undefined ? undefined : options.input)
+    const [stdout, stderr] = yield* Effect.all([readAll(child.stdoutReadable), readAll(child.stderrReadable)], { concurrency: 2 })
+    const status = yield* child.exit
+    return {
+      exitCode: status.exitCode,
+      signal: status.signal === null ? null : signalNames.get(status.signal) ?? null,
+      stdout,
+      stderr
+    }
+  }))
+
+/**
+ * {@link spawn}, with the step that starts the process on a pinned thread given: `start` sends the
+ * `spawn` operation to a thread inside the set (a shared one, or one leased by `enter`).
+ *
+ * @internal
+ */
+export const spawnWith = <R>(
+  operation: string,
+  start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
+  command: string,
+  args: ReadonlyArray<string>,
+  options: SpawnOptions
+): Effect.Effect<ChildProcess, SpawnError, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const operation = "NamespaceSet.spawn"
     if ((options.uid === undefined) !== (options.gid === undefined)) {
       return yield* new InvalidOptions({ operation, reason: "uid and gid go together" })
     }
@@ -162,16 +223,14 @@ export const spawn = (
     // From the start of the child until its finalizer is registered nothing may interrupt: the
     // child would be left running, unreaped.
     const { pid, stdin, stdoutReadable, stderrReadable, exited, killGroup } = yield* Effect.uninterruptible(Effect.gen(function*() {
-      const pid = yield* runSpec<number, SpawnError>(operation, set, {
-        op: "spawn",
-        args: {
-          command: argv[0],
-          args: argv.slice(1),
-          env: environment(options.env ?? process.env),
-          stdio: childEnds,
-          ...(options.cwd === undefined ? {} : { cwd: options.cwd })
-        }
-      }, true)
+      const pid = yield* start({
+        operation,
+        command: argv[0]!,
+        args: argv.slice(1),
+        env: environment(options.env ?? process.env),
+        stdio: childEnds,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd })
+      })
       for (const fd of childEnds) libc.close(fd)
       // The parent's ends now belong to Node streams, which close them; forget them here.
       const stdin = new net.Socket({ fd: stdinPipe[1], readable: false, writable: true })

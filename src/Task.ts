@@ -7,7 +7,8 @@
  * @since 0.1.0
  */
 import type { NamespaceKind } from "./NamespaceKind.ts"
-import type { CommandNotFound, ModuleTaskError, PermissionDenied, SystemError } from "./NamespaceError.ts"
+import type { Operation, Operations } from "./internal/protocol.ts"
+import type { CommandNotFound, InvalidOptions, ModuleTaskError, PermissionDenied, SystemError } from "./NamespaceError.ts"
 
 const TypeId = "~gonso/Task" as const
 
@@ -21,15 +22,15 @@ export interface Task<out A, out E = never> {
     readonly _A: (_: never) => A
     readonly _E: (_: never) => E
   }
-  /** The operation the pinned thread performs. */
-  readonly op: string
-  /** Its arguments, sent to the thread by structured clone. */
+  /** The operation: one of the pinned thread's, or `exec`, which is carried out from the main thread. */
+  readonly op: Operation | "exec"
+  /** Its arguments. */
   readonly args: unknown
 }
 
 const variance = { _A: (_: never) => _, _E: (_: never) => _ }
 
-const make = <A, E = never>(op: string, args?: unknown): Task<A, E> => ({ [TypeId]: variance, op, args })
+const make = <A, E = never>(op: Operation | "exec", args?: unknown): Task<A, E> => ({ [TypeId]: variance, op, args })
 
 /**
  * Whether `u` is a {@link Task}.
@@ -106,12 +107,14 @@ export interface ExecResult {
 }
 
 /**
- * Runs a command in a child process started from the pinned thread, so that it is born in every
- * namespace of the set (the kernel forks on the calling thread). A non-zero exit is a result,
- * not an error; a command that cannot be found or run fails with `CommandNotFound`.
+ * Runs a command to its end and collects what it printed. The process is started from a pinned
+ * thread inside the set with `posix_spawn` (a vfork: nothing of this large process is copied), so
+ * it is born in every namespace of the set, and the main thread reads its output and reaps it, so
+ * no thread waits on it. A non-zero exit is a result, not an error; a command that cannot be found
+ * or run fails with `CommandNotFound`. Interrupting the run kills the command's process group.
  *
- * When the set holds a time namespace, the command is started through util-linux `nsenter`, the
- * single-threaded helper that can join it.
+ * When the set holds a user or time namespace, the command is started through util-linux
+ * `nsenter`, the single-threaded helper that can join it.
  *
  * @since 0.1.0
  * @example
@@ -149,7 +152,12 @@ export const writeFile = (
   path: string,
   data: string | Uint8Array,
   options: { readonly mode?: number } = {}
-): Task<void, SystemError | PermissionDenied> => make("writeFile", { path, data, ...options })
+): Task<void, SystemError | PermissionDenied> =>
+  make("writeFile", {
+    path,
+    base64: (typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("base64"),
+    ...options
+  } satisfies Operations["writeFile"]["args"])
 
 /**
  * The hostname of the set's UTS namespace.
@@ -185,9 +193,11 @@ export interface ModuleTaskContext {
 
 /**
  * Runs `exportName` of the module at `url` on the pinned thread, as
- * `fn(input, context: ModuleTaskContext)`, inside the set's namespaces. `input` and the result
- * cross threads by structured clone; a thrown error or rejected promise comes back as
- * `ModuleTaskError` carrying what was thrown.
+ * `fn(input, context: ModuleTaskContext)`, inside the set's namespaces, on a thread leased to it
+ * alone. `input` and the result cross threads by structured clone; a thrown error or rejected
+ * promise comes back as `ModuleTaskError` carrying what was thrown, a result that cannot be cloned
+ * as `ModuleTaskError` named `DataCloneError`, and input that cannot be cloned fails with
+ * `InvalidOptions` before anything runs. None of these costs the thread.
  *
  * Code that runs this way must follow the rules of a pinned thread (see `docs/pinned-threads.md`):
  * use synchronous fs, not `fs/promises` or callbacks (those run on libuv's shared pool, in the
@@ -204,5 +214,5 @@ export interface ModuleTaskContext {
  * const names = NamespaceSet.run(set, Task.module<void, Array<string>>(new URL("./tasks.ts", import.meta.url), "interfaces", undefined))
  * ```
  */
-export const module = <I, O>(url: string | URL, exportName: string, input: I): Task<O, ModuleTaskError> =>
+export const module = <I, O>(url: string | URL, exportName: string, input: I): Task<O, ModuleTaskError | InvalidOptions> =>
   make("module", { url: String(url), exportName, input })

@@ -1,7 +1,11 @@
 /**
- * The messages that cross the channel between the main thread and a pinned thread. Types only:
- * both sides import this file, and the pinned thread must stay free of Effect (it is loaded by
- * every Worker, on the critical path of replacing a dropped thread).
+ * What crosses between the main thread and a pinned thread: one table of operations, each with its
+ * arguments and its result, shared by the `Task` constructors, the main side and the thread's
+ * handlers. Types and plain constants only: the pinned thread imports this file and must stay free
+ * of Effect (every pinned thread loads what it imports, and a thread's memory is what it loads).
+ *
+ * Failures cross as plain data (`WireError`: `{ _tag, ...fields }`); the main side decodes them
+ * with the schemas of the error classes in `NamespaceError.ts` (see `wire.ts`).
  *
  * @internal
  */
@@ -15,24 +19,149 @@ export interface Member {
   readonly ino: number
 }
 
-/** A built-in operation or a user module, to run on the pinned thread. */
-export interface TaskSpec {
-  readonly op: string
-  readonly args: unknown
+export interface Identity {
+  readonly dev: number
+  readonly ino: number
+}
+
+/** A user-namespace id mapping, as written to `uid_map`/`gid_map`. */
+export interface IdMapping {
+  readonly containerId: number
+  readonly hostId: number
+  readonly size: number
+}
+
+/** A parked child process (see `libc.cloneParked`): what a new pid namespace's init is. */
+export interface Parked {
+  readonly pid: number
+  readonly stack: number
+}
+
+export type Propagation = "private" | "slave" | "unchanged"
+
+/** The namespaces a thread reports for itself, per kind. */
+export interface ThreadNamespace {
+  readonly kind: NamespaceKind
+  readonly id: string
+  readonly dev: number
+  readonly ino: number
+}
+
+/** A bind mount of a namespace fd onto a file. */
+export interface Mount {
+  readonly kind: NamespaceKind
+  readonly fd: number
+  readonly target: string
 }
 
 /**
- * One round trip. The steps run in order, all on the pinned thread: join the namespaces in `enter`,
- * run `task`, then (with `leave`) return to the baseline namespaces and verify them.
+ * The operations a pinned thread performs: name -> arguments and result. A handler may only
+ * return a promise for operations listed in {@link exclusiveOperations}.
+ */
+export interface Operations {
+  readonly tid: { readonly args: void; readonly result: number }
+  readonly identify: {
+    readonly args: void
+    readonly result: { readonly tid: number; readonly namespaces: Readonly<Record<NamespaceKind, ThreadNamespace>> }
+  }
+  readonly hostname: { readonly args: void; readonly result: string }
+  readonly setHostname: { readonly args: { readonly name: string }; readonly result: void }
+  readonly readFile: { readonly args: { readonly path: string }; readonly result: string }
+  /** `data` is base64: the shared channel carries JSON. */
+  readonly writeFile: {
+    readonly args: { readonly path: string; readonly base64: string; readonly mode?: number }
+    readonly result: void
+  }
+  readonly unshare: {
+    readonly args: { readonly kinds: ReadonlyArray<NamespaceKind>; readonly propagation: Propagation }
+    readonly result: { readonly members: ReadonlyArray<Member> }
+  }
+  readonly clone: {
+    readonly args: {
+      readonly kinds: ReadonlyArray<NamespaceKind>
+      readonly uidMap?: ReadonlyArray<IdMapping>
+      readonly gidMap?: ReadonlyArray<IdMapping>
+      readonly setgroups?: "allow" | "deny"
+      /** Keep the child alive as the init of its new pid namespace (else it is killed at once). */
+      readonly keepInit: boolean
+      readonly propagation: Propagation
+    }
+    readonly result: { readonly members: ReadonlyArray<Member>; readonly init?: Parked }
+  }
+  readonly socket: {
+    readonly args: {
+      readonly operation: string
+      readonly family: number
+      readonly type: number
+      readonly host: string
+      readonly port: number
+      /** Bind to host:port (or the path, for AF_UNIX), and listen with this backlog if given. */
+      readonly bind: boolean
+      readonly backlog?: number
+    }
+    readonly result: { readonly fd: number; readonly port: number }
+  }
+  readonly spawn: {
+    readonly args: {
+      readonly operation: string
+      readonly command: string
+      readonly args: ReadonlyArray<string>
+      readonly env: ReadonlyArray<string>
+      readonly stdio: readonly [number, number, number]
+      readonly cwd?: string
+    }
+    readonly result: number
+  }
+  readonly mount: {
+    readonly args: { readonly operation: string; readonly mounts: ReadonlyArray<Mount>; readonly exclusive: boolean }
+    readonly result: void
+  }
+  readonly unmount: { readonly args: { readonly targets: ReadonlyArray<string> }; readonly result: void }
+  /** A user module's export; input and result cross by structured clone. */
+  readonly module: {
+    readonly args: { readonly url: string; readonly exportName: string; readonly input: unknown }
+    readonly result: unknown
+  }
+}
+
+export type Operation = keyof Operations
+
+/** One operation with its arguments, as sent to a pinned thread. */
+export type TaskSpec = { readonly [K in Operation]: { readonly op: K; readonly args: Operations[K]["args"] } }[Operation]
+
+/**
+ * Operations that run user code (which may be asynchronous and may change anything about the
+ * thread): they get a thread to themselves, and cross by structured clone. Every other operation is
+ * synchronous, library code, and may share a round trip with others.
+ */
+export const exclusiveOperations: ReadonlySet<Operation> = new Set<Operation>(["module"])
+
+/** What a pinned thread needs to join a set: its key (unique per set in this process) and members. */
+export interface SetRef {
+  readonly key: number
+  readonly members: ReadonlyArray<Member>
+  /** A pidfd to join the members' kinds with, all at once (sets made by `fromPid`). */
+  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
+}
+
+/**
+ * One request. The thread makes sure it is inside `set` (leaving the set it was in, restoring and
+ * verifying, if that is another), runs `task`, and answers. It stays inside afterwards: back-to-back
+ * requests for the same set join nothing. It leaves when a request for another set comes, when
+ * `leave` is set, or when it goes idle, unless `hold` keeps it there (a thread leased by `enter`).
  */
 export interface Request {
   /** The public operation this request serves, named in errors (e.g. `"NamespaceSet.run"`). */
   readonly operation: string
-  readonly enter?: ReadonlyArray<Member> | undefined
-  /** A pidfd to join `enter`'s kinds with, all at once (sets made by `fromPid`). */
-  readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
+  /** The set to be inside; absent: wherever the thread is (for `enter`'s later steps). */
+  readonly set?: SetRef | undefined
   readonly task?: TaskSpec | undefined
+  /** Leave (restore and verify) after the task, and report whether the thread is clean. */
   readonly leave?: boolean | undefined
+  /** Stay inside the set when idle, until a request with `leave` (an `enter` lease). */
+  readonly hold?: boolean | undefined
+  /** The thread is not to be restored: it is dropped after this request. */
+  readonly drop?: boolean | undefined
 }
 
 /** A typed error as plain data: `_tag` names a class of `NamespaceError.ts`, the rest are its fields. */
@@ -46,19 +175,12 @@ export type Outcome =
   | { readonly ok: false; readonly error: WireError }
 
 export interface Response {
-  /** What the failed `enter` step or the task came to; absent when neither ran. */
-  readonly outcome?: Outcome
+  readonly outcome: Outcome
   /**
-   * Whether the thread may be reused: after `leave`, that every namespace, the working directory
-   * and the root equal the baseline; before it, that nothing went wrong that `leave` cannot undo.
+   * Set when the thread must not be reused: what could not be undone or verified (after user code,
+   * on leaving, or because the request asked for a drop).
    */
-  readonly clean: boolean
-  readonly reason?: string
-}
-
-export interface Identity {
-  readonly dev: number
-  readonly ino: number
+  readonly unclean?: string | undefined
 }
 
 /** The first message of a pinned thread: who it is and where it started. */
@@ -71,6 +193,14 @@ export interface Ready {
    */
   readonly fds: ReadonlyArray<number>
 }
+
+/** Messages a pinned thread posts outside the channel. */
+export type Notice =
+  | { readonly type: "ready"; readonly ready: Ready }
+  /** Leaving a set when going idle failed: the thread must be dropped. */
+  | { readonly type: "unclean"; readonly reason: string }
+  /** A cancelled task's children are killed and reaped: the thread may be terminated. */
+  | { readonly type: "cancelled" }
 
 export interface WorkerData {
   readonly channel: { readonly control: SharedArrayBuffer; readonly data: SharedArrayBuffer }

@@ -9,16 +9,11 @@ import { Effect, Predicate, type Scope } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Kind from "../NamespaceKind.ts"
 import type { NamespaceKind } from "../NamespaceKind.ts"
-import {
-  type PayloadTooLarge,
-  SetClosed,
-  type ThreadFailure,
-  UserNamespaceNotEnterable
-} from "../NamespaceError.ts"
-import { PinnedThreads, type Thread } from "../PinnedThreads.ts"
-import type { Task } from "../Task.ts"
+import { SetClosed, UserNamespaceNotEnterable } from "../NamespaceError.ts"
+import { PinnedThreads } from "../PinnedThreads.ts"
 import * as libc from "./libc.ts"
-import type { Member, Request, TaskSpec } from "./protocol.ts"
+import { exclusiveOperations, type Member, type Response, type SetRef, type TaskSpec } from "./protocol.ts"
+import { pools, type ThreadPool } from "./thread.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
 
 export const TypeId = "~gonso/NamespaceSet" as const
@@ -86,8 +81,12 @@ export interface Parts {
   readonly pidfd?: { readonly fd: number; readonly pid: number } | undefined
 }
 
+/** Keys tell sets apart on the pinned threads (fd numbers are reused once closed). */
+let nextKey = 1
+
 export class SetImpl implements NamespaceSet {
   readonly [TypeId] = TypeId
+  readonly key = nextKey++
   readonly kinds: ReadonlyArray<NamespaceKind>
   readonly members: ReadonlyMap<NamespaceKind, Member>
   readonly inits: ReadonlyArray<Init>
@@ -231,23 +230,26 @@ export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind,
     : Effect.succeed([...members.values()])
 }
 
+/** The thread pool of the `PinnedThreads` service in context. */
+export const threadPool: Effect.Effect<ThreadPool, never, PinnedThreads> = PinnedThreads.use((service) =>
+  Effect.sync(() => pools.get(service)!)
+)
+
+/** A response's outcome as the Effect's result. */
+export const outcomeOf = <A, E>(response: Response): Effect.Effect<A, E> =>
+  response.outcome.ok ? Effect.succeed(response.outcome.value as A) : Effect.fail(fromWire(response.outcome.error) as E)
+
+/** What a pinned thread needs to join the set. */
+export const setRef = (set: NamespaceSet, members: ReadonlyArray<Member>): SetRef => {
+  const self = impl(set)
+  return { key: self.key, members, pidfd: self.pidfd }
+}
+
 /**
- * Sends one request to a pinned thread and reads its response: records whether the thread may be
- * reused (not when `restore` is false), and turns the task's outcome into the Effect's result.
+ * Runs one operation on a pinned thread inside the set. Library operations share threads (see
+ * `thread.ts`); user code, and runs whose thread is not to be restored, lease one: such a thread
+ * leaves the set and is verified before the lease ends, or is dropped.
  */
-export const exchange = <A, E>(thread: Thread, request: Request, restore = true): Effect.Effect<A, E | ThreadFailure | PayloadTooLarge> =>
-  Effect.flatMap(thread.call(request), (response) => {
-    if (!response.clean) thread.dropReason ??= response.reason ?? "the thread could not be restored"
-    else if (!restore) thread.dropReason ??= "restore: false"
-    const outcome = response.outcome
-    if (outcome === undefined) return Effect.void as Effect.Effect<A>
-    return outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E)
-  })
-
-export const spec = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args })
-
-
-/** `run` for a task spec, shared with the operations that run built-in steps inside a set. */
 export const runSpec = <A, E>(
   operation: string,
   set: NamespaceSet,
@@ -257,15 +259,21 @@ export const runSpec = <A, E>(
   // A user namespace can be joined only by a single-threaded process: of the tasks, only those
   // that start a process can offer one (they start their command through nsenter).
   const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
-    task.op === "exec" || task.op === "spawn" ? Effect.succeed([...members.values()]) : enterable(operation, members)
+    task.op === "spawn" ? Effect.succeed([...members.values()]) : enterable(operation, members)
   return withMembers(set, operation, (members) =>
     Effect.flatMap(joinable(members), (enter) =>
-      PinnedThreads.use((threads) =>
-        threads.use((thread) =>
-          exchange<A, E | EnterError>(thread, { operation, enter, pidfd: impl(set).pidfd, task, leave: restore }, restore)
-        ))))
+      Effect.flatMap(threadPool, (pool): Effect.Effect<A, E | EnterError> => {
+        const ref = setRef(set, enter)
+        if (restore && !exclusiveOperations.has(task.op)) {
+          return Effect.flatMap(pool.submit({ operation, set: ref, task }, ref.key), outcomeOf<A, E>)
+        }
+        return Effect.scoped(Effect.flatMap(pool.lease, (thread) =>
+          Effect.flatMap(
+            pool.call(thread, restore ? { operation, set: ref, task, leave: true } : { operation, set: ref, task, drop: true }),
+            outcomeOf<A, E>
+          )))
+      })))
 }
-
 
 /**
  * Whether `member` is this process's own user namespace: the one pinned threads are in, and so the

@@ -1,157 +1,613 @@
 /**
- * The main thread's side of one pinned thread: the Worker, its channel, and the rules for when it
- * must be dropped.
+ * The whole life of the pinned threads, on the main thread's side, in one place: starting them,
+ * routing requests to them, leasing one to a caller, the rule for when one must be dropped, and
+ * retiring the idle ones.
+ *
+ * Two ways of using a thread:
+ *
+ * - **Shared.** Library operations (built-in tasks, unshare, sockets, spawns) are synchronous on the
+ *   thread and cannot leave it anywhere but where the library put it. Requests from any number of
+ *   callers are queued on a thread and sent as one batch per round trip; the thread serves a batch
+ *   in order, staying inside a set between requests for that set. A caller interrupted while its
+ *   request is in flight simply stops waiting: the request completes on the thread, which stays
+ *   usable.
+ * - **Leased.** User code (module tasks), `enter`, and runs that drop their thread get a thread to
+ *   themselves until the lease ends. If the lease ends by interruption or a defect, or the thread
+ *   reported it could not be restored, the thread is dropped: cancelled, terminated, and replaced in
+ *   the background.
+ *
+ * The drop rule, in full: a thread is dropped when it reports itself unclean (restore or
+ * verification failed, user code tainted it, or the request asked for no restore), when a lease on
+ * it ends by interruption or a defect, or when it exits. Nothing else decides it.
  *
  * @internal
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import { Worker } from "node:worker_threads"
-import { Effect } from "effect"
-import type { NamespaceKind } from "../NamespaceKind.ts"
-import { PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
+import { Effect, Exit, type Scope } from "effect"
+import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
-import type { Identity, Ready, Request, Response, WorkerData } from "./protocol.ts"
+import type { Notice, Ready, Request, Response, WorkerData } from "./protocol.ts"
 
 // The worker is plain (erasable) TypeScript run by Node itself; once built, it is the .js beside
 // this module. tsc does not rewrite URLs, so the extension comes from this module's own URL.
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js"
-const workerUrl = new URL(`./worker${extension}`, import.meta.url)
+const workerUrl = new URL(`./worker/main${extension}`, import.meta.url)
 
-/**
- * How long a cancelled thread may take to kill and reap its children before it is terminated
- * anyway. A thread busy in synchronous user code never answers, so this is kept short.
- */
+/** How long a cancelled thread may take to answer before it is terminated anyway. */
 const CANCEL_GRACE_MS = 250
-
 /** How long shutdown waits, at most, for the kernel to release a terminated thread. */
 const THREAD_EXIT_LIMIT_MS = 1_000
+/** Requests sent to a thread in one round trip, at most. */
+const BATCH_MAX = 64
+/**
+ * How long the main thread polls synchronously for the answer to a lone request before it returns
+ * to its event loop. It does so only when nothing else is in flight: blocking the event loop then
+ * costs nobody anything, and a short task is answered within the window.
+ */
+const MAIN_SPIN_MICROS = 40
+/** How long the main thread checks for an answer once per event-loop turn before it sleeps. */
+const POLL_MICROS = 2_000
 
+/** What the service was configured with. */
+export interface Limits {
+  readonly min: number
+  readonly max: number
+  readonly idleTimeToLiveMs: number
+}
+
+/** The service's counters, as `PinnedThreads.stats` reports them. */
+export interface Counts {
+  readonly idle: number
+  readonly busy: number
+  readonly pending: number
+  readonly spawned: number
+  readonly dropped: number
+  readonly retired: number
+}
+
+type Settle = (result: Response | ThreadFailure | PayloadTooLarge | InvalidOptions) => void
+
+/**
+ * The failures of a round trip. `InvalidOptions` (input that cannot be cloned) can only come from a
+ * module task, whose type declares it; the others from any request.
+ */
+export type CallError = ThreadFailure | PayloadTooLarge
+
+/** One request waiting for its answer. */
+interface Pending {
+  readonly request: Request
+  /** The set the request is for (0: none); a hint for routing. */
+  readonly key: number
+  readonly settle: Settle
+  abandoned: boolean
+}
+
+/** The main side of one pinned thread: its Worker, its channel, its queue. */
 export class PinnedThread {
   readonly tid: number
-  readonly baseline: Readonly<Record<NamespaceKind, Identity>>
-  private readonly fds: ReadonlyArray<number>
-  /** Set once the thread must not be reused; the reason is kept for stats and debugging. */
-  dropReason: string | undefined
+  readonly fds: ReadonlyArray<number>
   private readonly worker: Worker
   private readonly channel: channel.Channel
-  private exited = false
-  private inFlight = false
-  private onExit: ((reason: string) => void) | undefined
+  private readonly pool: ThreadPool
+  /** Requests not sent yet. */
+  private queue: Array<Pending> = []
+  /** The batch in flight. */
+  private inFlight: Array<Pending> | undefined
+  /** Set once the thread must not be reused; the reason goes to stats and errors. */
+  dropReason: string | undefined
+  /** Set once the thread is out of the pool (dropped or retired). */
+  gone = false
+  exited = false
+  /** Held by a lease; or promised to one that waits for the queue to drain. */
+  leased = false
+  reserved = false
+  /** The set of the last request sent: a thread stays inside it between requests. */
+  lastKey = 0
+  idleSince = performance.now()
 
-  private constructor(worker: Worker, chan: channel.Channel, ready: Ready) {
+  constructor(worker: Worker, chan: channel.Channel, ready: Ready, pool: ThreadPool) {
     this.worker = worker
     this.channel = chan
+    this.pool = pool
     this.tid = ready.tid
-    this.baseline = ready.baseline
     this.fds = ready.fds
+    worker.on("message", (notice: Notice) => {
+      if (notice.type !== "unclean") return
+      // Answers written before the thread went idle are still due to their callers.
+      this.receive()
+      this.dropReason ??= notice.reason
+      if (!this.leased) void this.pool.drop(this, notice.reason)
+    })
     worker.on("exit", (code) => {
+      // An answer written just before the thread exited is still due to its caller.
+      this.receive()
       this.exited = true
-      this.dropReason ??= `the thread exited (code ${code})`
       channel.wake(this.channel)
-      this.onExit?.(`the thread exited with code ${code} during a task`)
+      this.failAll(`the thread exited with code ${code}`)
+      this.pool.drop(this, `the thread exited (code ${code})`)
     })
   }
 
-  /** Starts a Worker and waits for it to report its tid and baseline namespaces. */
-  static readonly spawn: Effect.Effect<PinnedThread, ThreadFailure> = Effect.callback<PinnedThread, ThreadFailure>(
-    (resume) => {
-      const buffer = channel.make()
-      const data: WorkerData = { channel: buffer }
-      const worker = new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
-      const fail = (reason: string) => resume(Effect.fail(new ThreadFailure({ reason })))
-      const onError = (error: Error) => fail(`could not start: ${error.message}`)
-      const onExit = (code: number) => fail(`exited with code ${code} while starting`)
-      worker.once("error", onError)
-      worker.once("exit", onExit)
-      worker.once("message", (ready: Ready) => {
-        worker.off("error", onError)
-        worker.off("exit", onExit)
-        // A pinned thread's unexpected error is seen as its exit; keep the default handler from
-        // turning it into an uncaught exception of the main thread.
-        worker.on("error", () => {})
-        resume(Effect.succeed(new PinnedThread(worker, channel.attach(buffer), ready)))
-      })
-      return Effect.promise(() => worker.terminate())
-    }
-  )
+  /** Requests queued or in flight. */
+  get load(): number {
+    return this.queue.length + (this.inFlight?.length ?? 0)
+  }
 
-  /**
-   * Sends one request and waits for its response without blocking the event loop. If the fiber is
-   * interrupted meanwhile, the thread is marked for dropping: it may be anywhere in the task.
-   */
-  call(request: Request): Effect.Effect<Response, ThreadFailure | PayloadTooLarge> {
-    return Effect.callback<Response, ThreadFailure | PayloadTooLarge>((resume) => {
-      if (this.exited || this.inFlight) {
-        return resume(Effect.fail(new ThreadFailure({ reason: this.dropReason ?? "thread busy", tid: this.tid })))
-      }
-      try {
-        channel.write(this.channel, request, channel.REQUEST)
-      } catch (error) {
-        if (error instanceof channel.TooLarge) {
-          return resume(Effect.fail(new PayloadTooLarge({ bytes: error.bytes, limit: channel.limit })))
+  get usable(): boolean {
+    return !this.gone && !this.exited && this.dropReason === undefined
+  }
+
+  enqueue(pending: Pending): void {
+    this.queue.push(pending)
+    if (this.inFlight === undefined) this.send()
+  }
+
+  /** Removes a request not sent yet; true if it was still queued. */
+  unqueue(pending: Pending): boolean {
+    const index = this.queue.indexOf(pending)
+    if (index < 0) return false
+    this.queue.splice(index, 1)
+    return true
+  }
+
+  private failAll(reason: string): void {
+    const pending = [...(this.inFlight ?? []), ...this.queue]
+    this.inFlight = undefined
+    this.queue = []
+    for (const each of pending) each.settle(new ThreadFailure({ reason, tid: this.tid }))
+  }
+
+  /** Sends the queue as one batch. */
+  private send(): void {
+    if (this.exited || this.gone) return this.failAll(this.dropReason ?? "the thread is gone")
+    let batch = this.queue.splice(0, BATCH_MAX)
+    if (batch.length === 0) return
+    const format = batch.some((pending) => pending.request.task?.op === "module") ? channel.V8_FORMAT : channel.JSON_FORMAT
+    let encoded: Buffer | string
+    try {
+      encoded = channel.encode(batch.map((pending) => pending.request), format)
+    } catch {
+      // One of the requests cannot cross (it cannot be cloned, or is too large): it fails alone.
+      batch = batch.filter((pending) => {
+        try {
+          channel.encode(pending.request, format)
+          return true
+        } catch (error) {
+          pending.settle(
+            error instanceof channel.TooLarge
+              ? new PayloadTooLarge({ bytes: error.bytes, limit: channel.limit })
+              : new InvalidOptions({
+                operation: pending.request.operation,
+                reason: `the task's input cannot be sent to a pinned thread: ${(error as Error)?.message ?? String(error)}`
+              })
+          )
+          return false
         }
-        throw error
-      }
-      this.inFlight = true
-      this.onExit = (reason) => {
-        this.inFlight = false
-        this.onExit = undefined
-        resume(Effect.fail(new ThreadFailure({ reason, tid: this.tid })))
-      }
-      channel.awaitResponse(this.channel, () => {
-        if (channel.state(this.channel) !== channel.RESPONSE || !this.inFlight) return
-        this.inFlight = false
-        this.onExit = undefined
-        const response = channel.read(this.channel) as Response
-        resume(Effect.succeed(response))
       })
-      return Effect.sync(() => {
-        this.onExit = undefined
-        this.dropReason ??= "interrupted during a task"
-      })
-    })
+      if (batch.length === 0) return this.send()
+      encoded = channel.encode(batch.map((pending) => pending.request), format)
+    }
+    this.inFlight = batch
+    this.lastKey = batch[batch.length - 1]!.key
+    this.pool.inFlight++
+    channel.publish(this.channel, encoded, channel.REQUEST)
+    this.awaitResponse(batch.length === 1 && this.pool.inFlight === 1)
+  }
+
+  private awaitResponse(alone: boolean): void {
+    if (alone && channel.spin(this.channel, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
+    const started = performance.now()
+    const poll = () => {
+      if (this.inFlight === undefined) return
+      if (channel.state(this.channel) !== channel.REQUEST) return this.receive()
+      if (performance.now() - started < POLL_MICROS / 1_000) return void setImmediate(poll)
+      const sleeping = channel.awaitResponseAsync(this.channel)
+      if (sleeping === undefined) this.receive()
+      else void sleeping.then(() => this.receive())
+    }
+    setImmediate(poll)
+  }
+
+  private receive(): void {
+    const batch = this.inFlight
+    if (batch === undefined || channel.state(this.channel) !== channel.RESPONSE) return
+    this.inFlight = undefined
+    this.pool.inFlight--
+    const responses = channel.read(this.channel) as ReadonlyArray<Response>
+    for (const response of responses) if (response.unclean !== undefined) this.dropReason ??= response.unclean
+    // The drop is decided before any caller resumes: a caller that reads the stats next, or sends
+    // its next request, finds the thread already out of the pool.
+    if (this.dropReason !== undefined && !this.leased) void this.pool.drop(this, this.dropReason)
+    for (let i = 0; i < batch.length; i++) batch[i]!.settle(responses[i]!)
+    if (!this.usable) return this.failAll(this.dropReason ?? "the thread is gone")
+    if (this.inFlight === undefined && this.queue.length > 0) this.send()
+    else if (this.load === 0) this.pool.idle(this)
   }
 
   /**
-   * Ends the thread: a task still in flight is cancelled (the child processes the thread started
-   * are killed and reaped, whatever point the task had reached), then the Worker is terminated, its
-   * OS thread exits, and the fds it held for its life are closed. A thread busy in synchronous
-   * user code cannot hear a cancel; it is terminated once the grace period has passed.
+   * Ends the thread: a task still in flight is cancelled, then the Worker is terminated, its OS
+   * thread exits, and the fds it held for its life are closed. A thread busy in synchronous user
+   * code cannot hear a cancel; it is terminated once the grace period has passed.
    */
-  readonly shutdown: Effect.Effect<void> = Effect.promise(async () => {
-    if (!this.exited) await this.stop()
-    for (const fd of this.fds) libc.close(fd)
-    await this.gone()
-  })
+  shutdown(): Promise<void> {
+    this.stopped ??= this.stop()
+    return this.stopped
+  }
 
-  /**
-   * Waits until the kernel has released the OS thread. The Worker's exit is reported once its
-   * thread is joined, but a joined thread can still be listed in `/proc/self/task` for a moment
-   * while it finishes exiting; after shutdown, callers may count on it being gone.
-   */
-  private async gone(): Promise<void> {
+  private stopped: Promise<void> | undefined
+
+  private async stop(): Promise<void> {
+    this.failAll(this.dropReason ?? "the thread was stopped")
+    if (!this.exited) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CANCEL_GRACE_MS)
+        this.worker.on("message", (notice: Notice) => {
+          if (notice.type === "cancelled") {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.worker.on("exit", () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        channel.cancel(this.channel)
+      })
+      await this.worker.terminate()
+    }
+    for (const fd of this.fds) libc.close(fd)
+    // The Worker's exit is reported once its thread is joined, but a joined thread can still be
+    // listed in `/proc/self/task` for a moment while it finishes exiting; after shutdown, callers
+    // may count on it being gone.
     const entry = `/proc/self/task/${this.tid}`
     const deadline = Date.now() + THREAD_EXIT_LIMIT_MS
     while (fs.existsSync(entry) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 1))
     }
   }
+}
 
-  private async stop(): Promise<void> {
-    if (this.inFlight) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, CANCEL_GRACE_MS)
-        this.worker.on("message", (message: { cancelled?: boolean }) => {
-          if (message.cancelled === true) {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-        channel.cancel(this.channel)
-        this.worker.postMessage({ cancel: true })
-      })
+/** Starts a Worker and waits for it to report its tid and baseline namespaces. */
+const startThread = (pool: ThreadPool): Promise<PinnedThread> =>
+  new Promise((resolve, reject) => {
+    const buffers = channel.make()
+    const data: WorkerData = { channel: buffers }
+    let worker: Worker
+    try {
+      worker = new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
+    } catch (error) {
+      // e.g. EAGAIN: the process may not start another thread (a pids or threads limit).
+      return reject(`could not start: ${(error as Error)?.message ?? String(error)}`)
     }
-    await this.worker.terminate()
+    const onError = (error: Error) => reject(`could not start: ${error.message}`)
+    const onExit = (code: number) => reject(`exited with code ${code} while starting`)
+    worker.once("error", onError)
+    worker.once("exit", onExit)
+    worker.once("message", (notice: Notice) => {
+      worker.off("error", onError)
+      worker.off("exit", onExit)
+      // A pinned thread's unexpected error is seen as its exit; keep the default handler from
+      // turning it into an uncaught exception of the main thread.
+      worker.on("error", () => {})
+      if (notice.type !== "ready") return reject(`unexpected first message ${notice.type}`)
+      resolve(new PinnedThread(worker, channel.attach(buffers), notice.ready, pool))
+    })
+  })
+
+/** A caller waiting for a thread of its own. */
+interface LeaseWaiter {
+  readonly grant: (thread: PinnedThread | ThreadFailure) => void
+}
+
+/** The threads of one `PinnedThreads` layer. */
+export class ThreadPool {
+  private readonly limits: Limits
+  private readonly threads = new Set<PinnedThread>()
+  private starting = 0
+  private closed = false
+  /** Shared requests that found no thread to queue on. */
+  private waitingShared: Array<Pending> = []
+  private waitingLeases: Array<LeaseWaiter> = []
+  private readonly stopping = new Set<Promise<void>>()
+  private readonly sweeper: ReturnType<typeof setInterval>
+  /** Batches in flight on all threads. */
+  inFlight = 0
+  private counters = { spawned: 0, dropped: 0, retired: 0 }
+  /** Threads that may serve shared requests at once: more only add pollers competing for cores. */
+  private readonly sharedLimit: number
+
+  constructor(limits: Limits) {
+    this.limits = limits
+    this.sharedLimit = Math.max(1, Math.min(limits.max, os.availableParallelism() - 1))
+    for (let i = 0; i < limits.min; i++) this.start()
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1_000, limits.idleTimeToLiveMs / 2)))
+    this.sweeper.unref()
+  }
+
+  counts(): Counts {
+    let idle = 0
+    for (const thread of this.threads) if (thread.load === 0 && !thread.leased) idle++
+    return {
+      idle,
+      busy: this.threads.size - idle,
+      pending: this.waitingShared.length + this.waitingLeases.length,
+      ...this.counters
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Shared requests
+  // -------------------------------------------------------------------------------------------
+
+  /** Sends `request` on a shared thread and waits for its answer. */
+  submit(request: Request, key: number): Effect.Effect<Response, CallError> {
+    return Effect.callback<Response, CallError>((resume) => {
+      let thread: PinnedThread | undefined
+      const pending: Pending = {
+        request,
+        key,
+        abandoned: false,
+        settle: (result) => {
+          if (pending.abandoned) return
+          pending.abandoned = true
+          resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result))
+        }
+      }
+      thread = this.route(pending)
+      return Effect.sync(() => {
+        if (pending.abandoned) return
+        pending.abandoned = true
+        // Not sent yet: it never will be. Sent: it completes on the thread, unread.
+        if (thread === undefined) this.waitingShared = this.waitingShared.filter((each) => each !== pending)
+        else thread.unqueue(pending)
+      })
+    })
+  }
+
+  private route(pending: Pending): PinnedThread | undefined {
+    if (this.closed) {
+      pending.settle(new ThreadFailure({ reason: "the PinnedThreads layer is closed" }))
+      return undefined
+    }
+    const thread = this.choose(pending.key)
+    if (thread === undefined) {
+      this.waitingShared.push(pending)
+      if (this.starting === 0) this.grow()
+      return undefined
+    }
+    thread.enqueue(pending)
+    return thread
+  }
+
+  /**
+   * The thread for a shared request: one already inside the request's set, else an idle one, else
+   * the least loaded; a new one is started when the shared threads are all well loaded.
+   */
+  private choose(key: number): PinnedThread | undefined {
+    let best: PinnedThread | undefined
+    let shared = 0
+    for (const thread of this.threads) {
+      if (!thread.usable || thread.leased || thread.reserved) continue
+      shared++
+      if (thread.lastKey === key && thread.load < BATCH_MAX) return thread
+      if (best === undefined || thread.load < best.load) best = thread
+    }
+    if (best !== undefined && best.load >= BATCH_MAX / 2 && shared < this.sharedLimit && this.starting === 0) this.grow()
+    return best
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leases
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * A thread of the caller's own for the life of the current Scope. When the Scope closes the
+   * thread returns to the pool, or is dropped (see the module's drop rule).
+   */
+  readonly lease: Effect.Effect<PinnedThread, ThreadFailure, Scope.Scope> = Effect.acquireRelease(
+    Effect.callback<PinnedThread, ThreadFailure>((resume) => {
+      let done = false
+      const waiter: LeaseWaiter = {
+        grant: (result) => {
+          if (done) {
+            if (!(result instanceof ThreadFailure)) this.release(result, undefined)
+            return
+          }
+          done = true
+          if (result instanceof ThreadFailure) return resume(Effect.fail(result))
+          resume(Effect.succeed(result))
+        }
+      }
+      this.acquire(waiter)
+      return Effect.sync(() => {
+        if (done) return
+        done = true
+        this.waitingLeases = this.waitingLeases.filter((each) => each !== waiter)
+      })
+    }),
+    (thread, exit) => Effect.promise(() => this.release(thread, exit))
+  )
+
+  private acquire(waiter: LeaseWaiter): void {
+    if (this.closed) return waiter.grant(new ThreadFailure({ reason: "the PinnedThreads layer is closed" }))
+    let busiest: PinnedThread | undefined
+    for (const thread of this.threads) {
+      if (!thread.usable || thread.leased || thread.reserved) continue
+      if (thread.load === 0) {
+        thread.leased = true
+        return waiter.grant(thread)
+      }
+      if (busiest === undefined || thread.load < busiest.load) busiest = thread
+    }
+    this.waitingLeases.push(waiter)
+    if (this.threads.size + this.starting < this.limits.max) return this.start()
+    // At the limit: the least loaded shared thread takes no new shared work and is handed over
+    // once what it has is done, unless another thread frees up first.
+    if (busiest !== undefined && this.sharedCount() > 1) busiest.reserved = true
+  }
+
+  private sharedCount(): number {
+    let count = 0
+    for (const thread of this.threads) if (thread.usable && !thread.leased && !thread.reserved) count++
+    return count
+  }
+
+  /** Ends a lease: the thread goes back to the pool, or is dropped. */
+  private async release(thread: PinnedThread, exit: Exit.Exit<unknown, unknown> | undefined): Promise<void> {
+    if (exit !== undefined && Exit.isFailure(exit) && (Exit.hasInterrupts(exit) || Exit.hasDies(exit))) {
+      thread.dropReason ??= Exit.hasInterrupts(exit) ? "interrupted during a task" : "the task died"
+    }
+    thread.leased = false
+    if (thread.dropReason !== undefined || !thread.usable) return this.drop(thread, thread.dropReason ?? "the thread is gone")
+    this.idle(thread)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // A thread's life
+  // -------------------------------------------------------------------------------------------
+
+  /** Called when a thread has nothing queued or in flight: it serves whoever waits. */
+  idle(thread: PinnedThread): void {
+    if (!thread.usable || thread.leased) return
+    thread.idleSince = performance.now()
+    const waiter = this.waitingLeases.shift()
+    if (waiter !== undefined) {
+      thread.reserved = false
+      thread.leased = true
+      return waiter.grant(thread)
+    }
+    thread.reserved = false
+    const waiting = this.waitingShared
+    this.waitingShared = []
+    for (const pending of waiting) this.route(pending)
+  }
+
+  /** Starts threads for what waits, within `max`. */
+  private grow(): void {
+    if (this.threads.size + this.starting < this.limits.max) this.start()
+  }
+
+  private start(): void {
+    if (this.closed) return
+    this.starting++
+    startThread(this).then(
+      (thread) => {
+        this.starting--
+        if (this.closed) return void this.stop(thread)
+        this.counters.spawned++
+        this.threads.add(thread)
+        this.idle(thread)
+      },
+      (reason: string) => {
+        this.starting--
+        // With no thread alive or coming, nobody waiting would ever be served: they fail.
+        if (this.threads.size === 0 && this.starting === 0) {
+          const failure = new ThreadFailure({ reason })
+          const leases = this.waitingLeases
+          const shared = this.waitingShared
+          this.waitingLeases = []
+          this.waitingShared = []
+          for (const waiter of leases) waiter.grant(failure)
+          for (const pending of shared) pending.settle(failure)
+        }
+      }
+    )
+    // Starting from a burst: one more thread per waiting lease, up to `max`, at once.
+    if (this.waitingLeases.length > this.starting && this.threads.size + this.starting < this.limits.max) this.start()
+  }
+
+  /** Takes a thread out of the pool for good, and starts a replacement if fewer than `min` remain. */
+  drop(thread: PinnedThread, reason: string): Promise<void> {
+    if (thread.gone) return Promise.resolve()
+    thread.dropReason ??= reason
+    this.counters.dropped++
+    return this.remove(thread)
+  }
+
+  private remove(thread: PinnedThread): Promise<void> {
+    thread.gone = true
+    this.threads.delete(thread)
+    const stopped = this.stop(thread)
+    if (!this.closed && (this.threads.size + this.starting < this.limits.min || this.waitingLeases.length + this.waitingShared.length > 0)) {
+      this.start()
+    }
+    return stopped
+  }
+
+  private stop(thread: PinnedThread): Promise<void> {
+    const stopped = thread.shutdown().finally(() => this.stopping.delete(stopped))
+    this.stopping.add(stopped)
+    return stopped
+  }
+
+  /** Retires threads above `min` that have been idle longer than their time to live. */
+  private sweep(): void {
+    const now = performance.now()
+    for (const thread of this.threads) {
+      if (this.threads.size <= this.limits.min) return
+      if (thread.usable && !thread.leased && thread.load === 0 && now - thread.idleSince >= this.limits.idleTimeToLiveMs) {
+        this.counters.retired++
+        void this.remove(thread)
+      }
+    }
+  }
+
+  /**
+   * Closes the pool: whoever waits fails, running tasks are cancelled, and every thread is
+   * terminated; resolves once they are all gone.
+   */
+  async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.sweeper)
+    const failure = new ThreadFailure({ reason: "the PinnedThreads layer is closed" })
+    for (const waiter of this.waitingLeases) waiter.grant(failure)
+    for (const pending of this.waitingShared) pending.settle(failure)
+    this.waitingLeases = []
+    this.waitingShared = []
+    for (const thread of this.threads) {
+      this.counters.retired++
+      thread.gone = true
+      thread.dropReason ??= "the PinnedThreads layer is closed"
+      void this.stop(thread)
+    }
+    this.threads.clear()
+    while (this.stopping.size > 0 || this.starting > 0) {
+      await Promise.all([...this.stopping])
+      if (this.starting > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
+  /**
+   * Sends one request on a leased thread and waits for its answer. If the caller is interrupted
+   * meanwhile, the thread may be anywhere in the task: it is marked for dropping.
+   */
+  call(thread: PinnedThread, request: Request): Effect.Effect<Response, CallError> {
+    return Effect.callback<Response, CallError>((resume) => {
+      if (!thread.usable) {
+        return resume(Effect.fail(new ThreadFailure({ reason: thread.dropReason ?? "the thread is gone", tid: thread.tid })))
+      }
+      const pending: Pending = {
+        request,
+        key: request.set?.key ?? thread.lastKey,
+        abandoned: false,
+        settle: (result) => {
+          if (pending.abandoned) return
+          pending.abandoned = true
+          resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result))
+        }
+      }
+      thread.enqueue(pending)
+      return Effect.sync(() => {
+        if (pending.abandoned) return
+        pending.abandoned = true
+        if (!thread.unqueue(pending)) thread.dropReason ??= "interrupted during a task"
+      })
+    })
   }
 }
+
+/** The pool behind each built `PinnedThreads` service (the service itself exposes none of it). */
+export const pools = new WeakMap<object, ThreadPool>()

@@ -1,0 +1,155 @@
+/**
+ * The entry point of a pinned thread: a Worker that owns one OS thread for its whole life, so the
+ * namespace changes made here by koffi's `setns`/`unshare` apply to this thread alone.
+ *
+ * It serves batches of requests from the shared channel. For each request it makes sure it is
+ * inside the request's set (leaving the one it was in first, restored and verified, see
+ * `state.ts`), runs the task and records the outcome. Between back-to-back requests for the same
+ * set it stays inside; when no request has come for a short while it leaves, before it parks, so
+ * an idle thread is always back at its baseline (a thread leased by `enter` stays until told).
+ *
+ * @internal
+ */
+import { parentPort, workerData } from "node:worker_threads"
+import * as channel from "../channel.ts"
+import { syscallError } from "../failure.ts"
+import type { Notice, Outcome, Request, Response, WireError, WorkerData } from "../protocol.ts"
+import * as state from "./state.ts"
+import { handlers, moving } from "./tasks.ts"
+
+const port = parentPort!
+const chan = channel.attach((workerData as WorkerData).channel)
+const notify = (notice: Notice) => port.postMessage(notice)
+
+/**
+ * How long the thread polls for the next request after answering, before it leaves its set and
+ * parks. The caller of a sequence of runs sends its next request within a few microseconds.
+ */
+const LINGER_MICROS = 60
+
+/** Whether an `enter` lease keeps the thread inside its set while idle. */
+let held = false
+
+/** What a task threw, as the typed error it reports. */
+const failure = (operation: string, error: unknown): Outcome => {
+  if (typeof (error as WireError)?._tag === "string" && !(error instanceof Error)) return { ok: false, error: error as WireError }
+  try {
+    return { ok: false, error: syscallError(operation, error) }
+  } catch {
+    return { ok: false, error: { _tag: "ThreadFailure", reason: `${operation} failed: ${String(error)}`, tid: state.tid } }
+  }
+}
+
+const unusable = (reason: string): Outcome => ({ ok: false, error: { _tag: "ThreadFailure", reason, tid: state.tid } })
+
+/** Puts the thread inside the request's set, then starts its task. */
+const start = (request: Request): Outcome | Promise<Outcome> => {
+  const unclean = state.uncleanReason()
+  if (unclean !== undefined) return unusable(`the thread is not reusable: ${unclean}`)
+  if (request.set !== undefined && request.set.key !== state.inside()) {
+    if (state.inside() !== state.BASELINE) state.leave()
+    const afterLeave = state.uncleanReason()
+    if (afterLeave !== undefined) return unusable(`the thread could not be restored: ${afterLeave}`)
+    try {
+      state.join(request.operation, request.set)
+    } catch (error) {
+      // Half inside a set is nowhere to stay: undo the kinds already joined before answering.
+      state.leave()
+      return failure(request.operation, error)
+    }
+  }
+  if (request.hold === true) held = true
+  const task = request.task
+  if (task === undefined) return { ok: true, value: undefined }
+  try {
+    const value = (handlers[task.op] as (args: unknown) => unknown)(task.args)
+    if (value instanceof Promise) {
+      return value.then((result): Outcome => ({ ok: true, value: result }), (error) => failure(`Task.${task.op}`, error))
+    }
+    return { ok: true, value }
+  } catch (error) {
+    return failure(`Task.${task.op}`, error)
+  }
+}
+
+/** Settles what the request leaves behind, and the response that reports it. */
+const finish = (request: Request, outcome: Outcome): Response => {
+  const op = request.task?.op
+  if (op === "module") state.verifyAfterUserCode()
+  if (request.leave === true || (op !== undefined && moving.has(op))) {
+    state.leave()
+    if (request.leave === true) held = false
+  }
+  if (request.drop === true) state.markUnclean("restore: false")
+  const unclean = state.uncleanReason()
+  return unclean === undefined ? { outcome } : { outcome, unclean }
+}
+
+/**
+ * Publishes the responses. A module's result that cannot be cloned, or a batch too large for the
+ * channel, becomes that request's typed failure; the thread itself stays usable.
+ */
+const respond = (responses: Array<Response>, format: channel.Format): void => {
+  let encoded: Buffer | string
+  try {
+    encoded = channel.encode(responses, format)
+  } catch (error) {
+    const replaced = responses.map((response): Response => {
+      try {
+        channel.encode(response, format)
+        return response
+      } catch (each) {
+        const outcome: Outcome = each instanceof channel.TooLarge
+          ? { ok: false, error: { _tag: "PayloadTooLarge", bytes: each.bytes, limit: channel.limit } }
+          : { ok: false, error: { _tag: "ModuleTaskError", url: "", exportName: "", name: "DataCloneError", error: String((each as Error)?.message ?? each) } }
+        return { ...response, outcome }
+      }
+    })
+    void error
+    encoded = channel.encode(replaced, format)
+  }
+  channel.publish(chan, encoded, channel.RESPONSE)
+}
+
+/** Serves one batch; returns false when an asynchronous task took the thread's event loop. */
+const serveBatch = (): boolean => {
+  const format = channel.formatOf(chan)
+  const requests = channel.read(chan) as ReadonlyArray<Request>
+  const responses: Array<Response> = []
+  for (const request of requests) {
+    const outcome = start(request)
+    if (outcome instanceof Promise) {
+      // An asynchronous task (a user module) needs this thread's event loop, so the thread stops
+      // serving until it settles. Such tasks come alone: the thread is leased to them.
+      void outcome.then((settled) => {
+        responses.push(finish(request, settled))
+        respond(responses, format)
+        setImmediate(serve)
+      })
+      return false
+    }
+    responses.push(finish(request, outcome))
+  }
+  respond(responses, format)
+  return true
+}
+
+/** Leaves the set the thread lingered in before it parks, unless an `enter` lease holds it there. */
+const goIdle = (): void => {
+  if (held || state.inside() === state.BASELINE) return
+  // Already reported unclean in a response: the main side is dropping the thread.
+  if (state.uncleanReason() !== undefined) return
+  state.leave()
+  const unclean = state.uncleanReason()
+  if (unclean !== undefined) notify({ type: "unclean", reason: unclean })
+}
+
+const serve = (): void => {
+  for (;;) {
+    if (!channel.awaitRequest(chan, LINGER_MICROS, goIdle)) return notify({ type: "cancelled" })
+    if (!serveBatch()) return
+  }
+}
+
+notify({ type: "ready", ready: state.ready })
+setImmediate(serve)

@@ -1,0 +1,176 @@
+/**
+ * The safety core of a pinned thread: where it started (its baseline), which set it is inside,
+ * joining a set, and leaving it again with every change undone and checked against the kernel.
+ *
+ * At birth the thread unshares its filesystem attributes (the kernel refuses `setns` into a mount
+ * namespace while the thread shares cwd and root with the rest of the process), keeps an `O_PATH`
+ * fd of its working directory (joining a mount namespace and leaving it again leaves the thread at
+ * `/`), and records its baseline namespaces as open fds plus their dev+inode.
+ *
+ * Whatever cannot be undone or verified makes the thread unclean, and an unclean thread is dropped
+ * by the main side, never reused. Verification reads the kernel's view in `/proc/thread-self`; it
+ * never takes `setns`'s return value on trust.
+ *
+ * @internal
+ */
+import * as fs from "node:fs"
+import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
+import * as libc from "../libc.ts"
+import { syscallError } from "../failure.ts"
+import type { Identity, Member, Ready, SetRef, WireError } from "../protocol.ts"
+
+libc.unshare(libc.CLONE_FS)
+const cwdFd = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+
+export const nsPath = (kind: NamespaceKind) => `/proc/thread-self/ns/${childrenFile[kind]}`
+
+const identityOf = (stats: fs.Stats): Identity => ({ dev: stats.dev, ino: stats.ino })
+export const currentIdentity = (kind: NamespaceKind): Identity => identityOf(fs.statSync(nsPath(kind)))
+const sameIdentity = (a: Identity, b: Identity) => a.dev === b.dev && a.ino === b.ino
+
+const baselineFd = {} as Record<NamespaceKind, number>
+const baseline = {} as Record<NamespaceKind, Identity>
+for (const kind of all) {
+  baselineFd[kind] = libc.open(nsPath(kind))
+  baseline[kind] = identityOf(fs.fstatSync(baselineFd[kind]))
+}
+const baselineCwd = fs.readlinkSync("/proc/thread-self/cwd")
+const baselineRoot = fs.readlinkSync("/proc/thread-self/root")
+
+export const tid = libc.gettid()
+
+export const ready: Ready = { tid, baseline, fds: [cwdFd, ...Object.values(baselineFd)] }
+
+/** The key of the set the thread is inside; 0 is the baseline. */
+export const BASELINE = 0
+let insideKey = BASELINE
+// What the thread has done since it last left: the namespaces it joined, the kinds it changed,
+// and whether user code ran (which could have changed anything).
+let joined = new Map<NamespaceKind, Member>()
+let touched = new Set<NamespaceKind>()
+let userCodeRan = false
+/**
+ * Set when the set holds a user namespace other than the thread's: nothing is joined by the
+ * thread, and processes it starts join every kind through nsenter (user first, which is what
+ * grants the right to join the others).
+ */
+let viaHelper = false
+/** Why the thread must not be reused; once set, it stays set. */
+let unclean: string | undefined
+
+export const inside = () => insideKey
+export const uncleanReason = () => unclean
+export const markUnclean = (reason: string) => {
+  unclean ??= reason
+}
+export const markTouched = (kind: NamespaceKind) => touched.add(kind)
+export const markUserCode = () => {
+  userCodeRan = true
+}
+export const joinedMember = (kind: NamespaceKind) => joined.get(kind)
+export const throughHelper = () => viaHelper
+export const isBaseline = (member: Member) => sameIdentity(member, baseline[member.kind])
+
+/**
+ * Joins `set` from the baseline. Namespaces equal to the baseline's are already joined and are
+ * skipped: that saves a setns each way, and lets an unprivileged caller use its own namespaces.
+ * Throws a WireError; the caller leaves again (undoing a partial join) before answering.
+ */
+export const join = (operation: string, set: SetRef): void => {
+  insideKey = set.key
+  const byKind = new Map(set.members.map((member) => [member.kind, member]))
+  const user = byKind.get("user")
+  if (user !== undefined && !sameIdentity(user, baseline.user)) {
+    viaHelper = true
+    for (const member of set.members) joined.set(member.kind, member)
+    return
+  }
+  const pending: Array<Member> = []
+  for (const kind of enterOrder) {
+    const member = byKind.get(kind)
+    if (member === undefined) continue
+    joined.set(kind, member)
+    // A thread of a multithreaded process cannot join a time namespace (EUSERS) nor a user
+    // namespace (EINVAL); time is applied to the processes a task starts.
+    if (kind === "time" || kind === "user" || sameIdentity(member, baseline[kind])) continue
+    pending.push(member)
+  }
+  if (set.pidfd !== undefined && pending.length > 0) {
+    // One setns with a pidfd joins all the kinds at once, or none: the kernel installs them
+    // together, so the thread is never half inside a process's namespaces.
+    try {
+      libc.setns(set.pidfd.fd, toCloneFlags(pending.map((member) => member.kind)))
+    } catch (error) {
+      if (error instanceof libc.SyscallFailure && error.errno === "ESRCH") {
+        throw { _tag: "ProcessNotFound", operation, pid: set.pidfd.pid } satisfies WireError
+      }
+      throw syscallError(operation, error)
+    }
+    for (const member of pending) touched.add(member.kind)
+    return
+  }
+  for (const member of pending) {
+    try {
+      libc.setns(member.fd, cloneFlag[member.kind])
+    } catch (error) {
+      throw syscallError(operation, error, { kind: member.kind })
+    }
+    touched.add(member.kind)
+  }
+}
+
+/**
+ * After user code: every namespace must be where the library put it. Anything else means the code
+ * changed the thread behind the library's back, and the thread is unclean.
+ */
+export const verifyAfterUserCode = (): void => {
+  for (const kind of all) {
+    const member = joined.get(kind)
+    const expected = member !== undefined && kind !== "time" && kind !== "user" && !viaHelper ? member : baseline[kind]
+    if (!sameIdentity(currentIdentity(kind), expected)) markUnclean(`the task changed the ${kind} namespace`)
+  }
+}
+
+/**
+ * Returns the thread to its baseline: each kind it changed is set back, the working directory
+ * restored, and then the kernel's view of each of them compared with the baseline. Marks the
+ * thread unclean on any difference.
+ */
+export const leave = (): void => {
+  const wholeThread = userCodeRan
+  if (wholeThread) verifyAfterUserCode()
+  for (const kind of enterOrder) {
+    if (!touched.has(kind)) continue
+    if (kind === "time") {
+      markUnclean("a thread of a multithreaded process cannot return to its time namespace")
+      continue
+    }
+    try {
+      libc.setns(baselineFd[kind], cloneFlag[kind])
+    } catch (error) {
+      markUnclean(`setns back to ${kind}: ${(error as Error).message}`)
+    }
+  }
+  const checkFs = wholeThread || touched.has("mnt")
+  if (checkFs) {
+    try {
+      libc.fchdir(cwdFd)
+    } catch (error) {
+      markUnclean(`fchdir: ${(error as Error).message}`)
+    }
+  }
+  // Only the kinds set back need checking again: the others were checked above (after user code)
+  // or were never moved (library code moves only what it records in `touched`).
+  for (const kind of touched) {
+    if (!sameIdentity(currentIdentity(kind), baseline[kind])) markUnclean(`${kind} is not back at the baseline`)
+  }
+  if (checkFs) {
+    if (fs.readlinkSync("/proc/thread-self/cwd") !== baselineCwd) markUnclean("the working directory is not back")
+    if (fs.readlinkSync("/proc/thread-self/root") !== baselineRoot) markUnclean("the root directory is not back")
+  }
+  joined = new Map()
+  touched = new Set()
+  viaHelper = false
+  userCodeRan = false
+  insideKey = BASELINE
+}

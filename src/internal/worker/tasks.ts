@@ -1,0 +1,276 @@
+/**
+ * The handlers of a pinned thread's operations, one per entry of the protocol's table. Built-in
+ * handlers are synchronous and use only synchronous calls, which act in the thread's namespaces
+ * (asynchronous fs and dns run on libuv's shared pool, in the host's). Only `module` runs user
+ * code, and only it may return a promise.
+ *
+ * @internal
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
+import * as libc from "../libc.ts"
+import * as persist from "../persist.ts"
+import { syscallError } from "../failure.ts"
+import { nsenterOptions } from "../nsenter.ts"
+import type { IdMapping, Member, Operation, Operations, WireError } from "../protocol.ts"
+import * as state from "./state.ts"
+
+/** The kind an operation failed for, when there is just one. */
+const onlyKind = (kinds: ReadonlyArray<NamespaceKind>) => kinds.length === 1 ? { kind: kinds[0]! } : {}
+
+/** Opens the namespace of each kind at `pathOf(kind)`: all of them, or none (and throws). */
+const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, pathOf: (kind: NamespaceKind) => string) => {
+  const members: Array<Member> = []
+  try {
+    for (const kind of kinds) {
+      const fd = libc.open(pathOf(kind))
+      const stats = fs.fstatSync(fd)
+      members.push({ kind, fd, dev: stats.dev, ino: stats.ino })
+    }
+  } catch (error) {
+    for (const member of members) libc.close(member.fd)
+    throw syscallError(operation, error)
+  }
+  return members
+}
+
+const unshare = (args: Operations["unshare"]["args"]): Operations["unshare"]["result"] => {
+  const operation = "NamespaceSet.unshare"
+  try {
+    libc.unshare(toCloneFlags(args.kinds))
+  } catch (error) {
+    throw syscallError(operation, error, onlyKind(args.kinds))
+  }
+  for (const kind of args.kinds) state.markTouched(kind)
+  // A new mount namespace starts as a copy whose mounts still propagate to and from the host's
+  // shared mounts; util-linux `unshare` makes them private by default, and so do we.
+  if (args.kinds.includes("mnt") && args.propagation !== "unchanged") {
+    try {
+      libc.setRootPropagation(args.propagation)
+    } catch (error) {
+      throw syscallError(operation, error, { kind: "mnt", path: "/" })
+    }
+  }
+  return { members: openMembers(operation, args.kinds, state.nsPath) }
+}
+
+const mapText = (map: ReadonlyArray<IdMapping>) =>
+  map.map((entry) => `${entry.containerId} ${entry.hostId} ${entry.size}\n`).join("")
+
+/**
+ * New namespaces made by a parked child (see `libc.cloneParked`): the only way a multithreaded
+ * process can make a user namespace, and the way a new pid namespace gets the init process it
+ * needs. The child is born in this thread's namespaces (the set it joined) for every kind not in
+ * `kinds`, and new user namespaces' id maps are written before anything else can use it.
+ */
+const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"] => {
+  const operation = "NamespaceSet.unshare"
+  let child: libc.Parked
+  try {
+    child = libc.cloneParked(toCloneFlags(args.kinds))
+  } catch (error) {
+    throw syscallError(operation, error, onlyKind(args.kinds))
+  }
+  // Until it is killed below, a child that does not become a set's init is tied to this thread:
+  // should the process die meanwhile, the kernel kills it. An init is tied to the main thread
+  // instead, which lives as long as the process (pinned threads come and go).
+  if (!args.keepInit) {
+    try {
+      libc.tieToThread(child.pid)
+    } catch {
+      // Not allowed here; the child lives only for the rest of this call.
+    }
+  }
+  const pid = child.pid
+  const write = (file: string, text: string) => {
+    const path = `/proc/${pid}/${file}`
+    try {
+      fs.writeFileSync(path, text)
+    } catch (error) {
+      libc.killAndReap(child)
+      throw syscallError(operation, error, { kind: "user", path })
+    }
+  }
+  if (args.uidMap !== undefined) write("uid_map", mapText(args.uidMap))
+  if (args.setgroups !== undefined) write("setgroups", args.setgroups)
+  if (args.gidMap !== undefined) write("gid_map", mapText(args.gidMap))
+  let members: Array<Member>
+  try {
+    members = openMembers(operation, args.kinds, (kind) => `/proc/${pid}/ns/${kind}`)
+  } catch (error) {
+    libc.killAndReap(child)
+    throw error
+  }
+  // A new mount namespace copies shared mounts as shared, so mounts made in it would reach the
+  // parent's; make them private (or slave) from inside, as for unshare. In a new user namespace the
+  // kernel has already reduced them to slaves (it is less privileged than its parent).
+  const mnt = members.find((member) => member.kind === "mnt")
+  if (mnt !== undefined && !args.kinds.includes("user") && args.propagation !== "unchanged") {
+    try {
+      state.markTouched("mnt")
+      libc.setns(mnt.fd, cloneFlag.mnt)
+      libc.setRootPropagation(args.propagation)
+    } catch (error) {
+      for (const member of members) libc.close(member.fd)
+      libc.killAndReap(child)
+      throw syscallError(operation, error, { kind: "mnt", path: "/" })
+    }
+  }
+  if (args.keepInit) return { members, init: child }
+  libc.killAndReap(child)
+  return { members }
+}
+
+const identify = (): Operations["identify"]["result"] => {
+  const namespaces = {} as Record<NamespaceKind, { kind: NamespaceKind; id: string; dev: number; ino: number }>
+  for (const kind of all) {
+    namespaces[kind] = { kind, id: fs.readlinkSync(state.nsPath(kind)), ...state.currentIdentity(kind) }
+  }
+  return { tid: state.tid, namespaces }
+}
+
+/** A socket made on this thread, so in the set's network namespace; bound and listening if asked. */
+const socket = (args: Operations["socket"]["args"]): Operations["socket"]["result"] => {
+  const context = args.family === libc.AF_UNIX ? { path: args.host } : { host: args.host, port: args.port }
+  const fail = (error: unknown): WireError => {
+    if (error instanceof libc.SyscallFailure) {
+      if (error.errno === "EADDRINUSE") return { _tag: "AddressInUse", operation: args.operation, ...context }
+      if (error.call === "inet_pton") {
+        return { _tag: "InvalidOptions", operation: args.operation, reason: `${JSON.stringify(args.host)} is not an IP address (names are not resolved inside namespaces)` }
+      }
+    }
+    return { ...syscallError(args.operation, error), ...context }
+  }
+  let fd: number
+  try {
+    fd = libc.socket(args.family, args.type)
+  } catch (error) {
+    throw fail(error)
+  }
+  try {
+    if (args.bind) {
+      if (args.family !== libc.AF_UNIX && args.type === libc.SOCK_STREAM) libc.reuseAddress(fd)
+      if (args.family === libc.AF_INET6) libc.ipv6Only(fd)
+      libc.bind(fd, libc.socketAddress(args.family, args.host, args.port))
+      if (args.backlog !== undefined) libc.listen(fd, args.backlog)
+    }
+    return { fd, port: args.bind && args.family !== libc.AF_UNIX ? libc.boundPort(fd) : args.port }
+  } catch (error) {
+    libc.close(fd)
+    throw fail(error)
+  }
+}
+
+/**
+ * The command line that starts `command` inside the joined set: the command itself, or nsenter
+ * when the set holds a user or time namespace other than the thread's (the kernel lets only a
+ * single-threaded process join those), or, for sets joined through the helper, every kind.
+ */
+const commandLine = (command: string, args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
+  const viaHelper = state.throughHelper()
+  const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
+  const members = helperKinds.flatMap((kind) => {
+    const member = state.joinedMember(kind)
+    // The thread's own user and time namespaces need no joining: children are born in them.
+    return member === undefined || (!viaHelper && state.isBaseline(member)) ? [] : [member]
+  })
+  return members.length === 0 ? [command, args] : ["nsenter", [...nsenterOptions(members), "--", command, ...args]]
+}
+
+/** A process started from this thread (so inside the set) with posix_spawn; returns its pid at once. */
+const spawn = (args: Operations["spawn"]["args"]): number => {
+  const [file, argv] = commandLine(args.command, args.args)
+  try {
+    return libc.spawn({ file, argv: [file, ...argv], env: args.env, stdio: args.stdio, cwd: args.cwd })
+  } catch (error) {
+    if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
+      throw { _tag: "CommandNotFound", command: file, errno: error.errno } satisfies WireError
+    }
+    throw syscallError(args.operation, error)
+  }
+}
+
+/** Something a user module threw, made fit to cross by structured clone. */
+const thrownValue = (error: unknown): unknown => {
+  if (error instanceof Error) {
+    return { ...error, name: error.name, message: error.message, stack: error.stack }
+  }
+  try {
+    structuredClone(error)
+    return error
+  } catch {
+    return String(error)
+  }
+}
+
+const moduleTask = async (args: Operations["module"]["args"]): Promise<unknown> => {
+  const fail = (name: string, error: unknown): WireError => ({
+    _tag: "ModuleTaskError",
+    url: args.url,
+    exportName: args.exportName,
+    name,
+    error: thrownValue(error)
+  })
+  state.markUserCode()
+  let fn: unknown
+  try {
+    fn = (await import(args.url))[args.exportName]
+  } catch (error) {
+    throw fail((error as Error)?.name ?? "Error", error)
+  }
+  if (typeof fn !== "function") {
+    throw fail("TypeError", new TypeError(`${args.url} exports no function named ${args.exportName}`))
+  }
+  const context = {
+    tid: state.tid,
+    taint: (reason = "no reason given") => state.markUnclean(`tainted by the task: ${reason}`)
+  }
+  try {
+    return await fn(args.input, context)
+  } catch (error) {
+    const tag = (error as { _tag?: unknown })?._tag
+    throw fail(typeof tag === "string" ? tag : (error as Error)?.name ?? typeof error, error)
+  }
+}
+
+type Handlers = { readonly [K in Operation]: (args: Operations[K]["args"]) => Operations[K]["result"] | Promise<Operations[K]["result"]> }
+
+export const handlers: Handlers = {
+  tid: () => state.tid,
+  identify,
+  hostname: () => os.hostname(),
+  setHostname: (args) => {
+    try {
+      libc.sethostname(args.name)
+    } catch (error) {
+      throw syscallError("Task.setHostname", error)
+    }
+  },
+  readFile: (args) => {
+    try {
+      return fs.readFileSync(args.path, "utf8")
+    } catch (error) {
+      throw syscallError("Task.readFile", error, { path: args.path })
+    }
+  },
+  writeFile: (args) => {
+    try {
+      fs.writeFileSync(args.path, Buffer.from(args.base64, "base64"), args.mode === undefined ? {} : { mode: args.mode })
+    } catch (error) {
+      throw syscallError("Task.writeFile", error, { path: args.path })
+    }
+  },
+  unshare,
+  clone,
+  socket,
+  spawn,
+  mount: (args) => persist.mountAll(args.operation, args.mounts, args.exclusive),
+  unmount: (args) => {
+    for (const target of args.targets) persist.unmountOne(target)
+  },
+  module: moduleTask
+}
+
+/** Operations after which the thread is no longer inside the set it joined: it leaves at once. */
+export const moving: ReadonlySet<Operation> = new Set<Operation>(["unshare", "clone"])
