@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
 
@@ -17,6 +17,15 @@ const childrenIn = (id: string) =>
         return false
       }
     })
+
+/** Whether process `pid` exists and is not a zombie. */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
+  } catch {
+    return false
+  }
+}
 
 layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("user and pid namespaces", (it) => {
   describe("user", () => {
@@ -131,14 +140,31 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("u
 
     it.effect("a dup of a pid set keeps the namespace usable after the original closes", () =>
       Effect.gen(function*() {
-        const dup = yield* Effect.gen(function*() {
-          const set = yield* NamespaceSet.unshareCurrent(["pid"])
-          return yield* Effect.scoped(Effect.gen(function*() {
-            return set
-          }))
-        }).pipe(Effect.flatMap((set) => NamespaceSet.dup(set)))
-        const result = yield* NamespaceSet.run(dup, Task.exec("sh", ["-c", "echo $$"]))
+        // Each set in a Scope of its own, closed here in turn (and at the end, should the test fail).
+        const originalScope = yield* Scope.make()
+        const dupScope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Effect.andThen(Scope.close(dupScope, Exit.void), Scope.close(originalScope, Exit.void)))
+        const original = yield* Scope.provide(NamespaceSet.unshareCurrent(["pid"]), originalScope)
+        const id = yield* NamespaceSet.id(original, "pid")
+        const inits = childrenIn(id)
+        assert.lengthOf(inits, 1, "the set owns one init")
+        const init = inits[0]!
+        const dup = yield* Scope.provide(NamespaceSet.dup(original), dupScope)
+        yield* Scope.close(originalScope, Exit.void)
+        assert.strictEqual((yield* Effect.flip(NamespaceSet.id(original, "pid")))._tag, "SetClosed", "the original is closed")
+        // Processes can still be started in the namespace, and the init lives on for the dup.
+        const result = yield* NamespaceSet.run(dup, Task.exec("sh", ["-c", "echo $$; readlink /proc/self/ns/pid"]))
         assert.strictEqual(result.exitCode, 0, result.stderr)
+        const [pid, link] = result.stdout.trim().split("\n")
+        assert.strictEqual(link, id)
+        assert.isAbove(Number(pid), 1)
+        assert.isBelow(Number(pid), 100)
+        assert.isTrue(alive(init), `init ${init} was killed when the original closed`)
+        assert.deepStrictEqual(childrenIn(id), [init])
+        // The last set holding the init closes: it is killed and reaped.
+        yield* Scope.close(dupScope, Exit.void)
+        assert.isTrue(yield* Effect.promise(() => eventually(() => !alive(init))), `init ${init} still alive`)
+        assert.deepStrictEqual(childrenIn(id), [])
       }))
 
     it.effect("user+pid: an init owned by the new user namespace", () =>
