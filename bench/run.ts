@@ -7,6 +7,11 @@ import * as http from "node:http"
 import { Effect } from "effect"
 import { NamespacedHttpClient, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
+if (process.env.GONSO_BENCH_ONLY === "core") {
+  console.log("bench/run.ts skipped (GONSO_BENCH_ONLY=core)")
+  process.exit(0)
+}
+
 const RUNS = Number(process.env.GONSO_BENCH_RUNS ?? 20_000)
 const LOAD_SECONDS = Number(process.env.GONSO_BENCH_LOAD_SECONDS ?? 3)
 const CONNECTIONS = 16
