@@ -17,18 +17,19 @@
  */
 import * as v8 from "node:v8"
 
-// A new channel's state is 0: nothing asked yet.
+// A new slot's state is 0: nothing asked yet.
 export const REQUEST = 1
 export const RESPONSE = 2
 /** Written by the main side over whatever state there was, so that a parked thread wakes. */
 const CANCELLED = 3
 
+// Each slot's control words: state, length, format.
 const STATE = 0
 const LENGTH = 1
 const FORMAT = 2
-/** Set to 1, once and for good, when the main side gives up on the thread. */
-const CANCEL = 3
-const CONTROL_WORDS = 4
+const SLOT_WORDS = 3
+/** One word for the whole channel, after the slots': set to 1, once and for good, when the main side gives up on the thread. */
+const CANCEL = 2 * SLOT_WORDS
 
 export const JSON_FORMAT = 0
 export const V8_FORMAT = 1
@@ -37,34 +38,54 @@ export type Format = typeof JSON_FORMAT | typeof V8_FORMAT
 const INITIAL_BYTES = 64 * 1024
 const MAX_BYTES = 64 * 1024 * 1024
 
-/** The two buffers, as sent to the pinned thread. */
+/**
+ * The two buffers, as sent to the pinned thread. There are two slots, each with its control words
+ * and its message: the main side can send the next batch while the thread serves the one before,
+ * so neither side waits for the other's turn. The thread serves them alternately, in order.
+ */
 export interface Buffers {
   readonly control: SharedArrayBuffer
-  readonly data: SharedArrayBuffer
+  readonly data: readonly [SharedArrayBuffer, SharedArrayBuffer]
 }
 
-export interface Channel {
+/** One slot of a channel. */
+export interface Slot {
   readonly buffer: SharedArrayBuffer
+  /** The whole channel's control words; this slot's start at `base`. */
   readonly control: Int32Array
+  readonly base: number
   /** A Buffer view of the data, made again when either side has grown the buffer. */
   view: Buffer
 }
 
-const bytes = (channel: Channel): Buffer => {
-  if (channel.view.length !== channel.buffer.byteLength) channel.view = Buffer.from(channel.buffer, 0, channel.buffer.byteLength)
-  return channel.view
+export interface Channel {
+  readonly control: Int32Array
+  readonly slots: readonly [Slot, Slot]
+}
+
+const bytes = (slot: Slot): Buffer => {
+  if (slot.view.length !== slot.buffer.byteLength) slot.view = Buffer.from(slot.buffer, 0, slot.buffer.byteLength)
+  return slot.view
 }
 
 export const make = (): Buffers => ({
-  control: new SharedArrayBuffer(CONTROL_WORDS * 4),
-  data: new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
+  control: new SharedArrayBuffer((2 * SLOT_WORDS + 1) * 4),
+  data: [
+    new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES }),
+    new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
+  ]
 })
 
-export const attach = (buffers: Buffers): Channel => ({
-  buffer: buffers.data,
-  control: new Int32Array(buffers.control),
-  view: Buffer.from(buffers.data, 0, buffers.data.byteLength)
-})
+export const attach = (buffers: Buffers): Channel => {
+  const control = new Int32Array(buffers.control)
+  const slot = (index: 0 | 1): Slot => ({
+    buffer: buffers.data[index],
+    control,
+    base: index * SLOT_WORDS,
+    view: Buffer.from(buffers.data[index], 0, buffers.data[index].byteLength)
+  })
+  return { control, slots: [slot(0), slot(1)] }
+}
 
 /** Thrown by {@link write} when a message cannot fit even in a fully grown buffer. */
 export class TooLarge extends Error {
@@ -88,65 +109,87 @@ export const encode = (message: unknown, format: Format): Buffer | string => {
   return encoded
 }
 
-/** Writes an encoded message into the channel and publishes it with `state`. */
-export const publish = (channel: Channel, encoded: Buffer | string, state: number): void => {
-  const format = typeof encoded === "string" ? JSON_FORMAT : V8_FORMAT
-  const needed = typeof encoded === "string" ? Buffer.byteLength(encoded) : encoded.length
-  if (needed > channel.buffer.byteLength) channel.buffer.grow(needed)
-  const view = bytes(channel)
-  const length = typeof encoded === "string" ? view.write(encoded, 0, "utf8") : (view.set(encoded, 0), needed)
-  Atomics.store(channel.control, LENGTH, length)
-  Atomics.store(channel.control, FORMAT, format)
-  Atomics.store(channel.control, STATE, state)
-  Atomics.notify(channel.control, STATE)
+/** Throws {@link TooLarge} for JSON text too large for a slot. */
+export const checked = (json: string): string => {
+  if (json.length * 3 > MAX_BYTES) {
+    const bytes = Buffer.byteLength(json)
+    if (bytes > MAX_BYTES) throw new TooLarge(bytes)
+  }
+  return json
 }
 
-export const read = (channel: Channel): unknown => {
-  const length = Atomics.load(channel.control, LENGTH)
-  const view = bytes(channel)
-  if (Atomics.load(channel.control, FORMAT) === JSON_FORMAT) return JSON.parse(view.toString("utf8", 0, length))
+/** Writes an encoded message into the slot and publishes it with `state`. */
+export const publish = (slot: Slot, encoded: Buffer | string, state: number): void => {
+  const format = typeof encoded === "string" ? JSON_FORMAT : V8_FORMAT
+  const needed = typeof encoded === "string" ? Buffer.byteLength(encoded) : encoded.length
+  if (needed > slot.buffer.byteLength) slot.buffer.grow(needed)
+  const view = bytes(slot)
+  const length = typeof encoded === "string" ? view.write(encoded, 0, "utf8") : (view.set(encoded, 0), needed)
+  Atomics.store(slot.control, slot.base + LENGTH, length)
+  Atomics.store(slot.control, slot.base + FORMAT, format)
+  Atomics.store(slot.control, slot.base + STATE, state)
+  Atomics.notify(slot.control, slot.base + STATE)
+}
+
+export const read = (slot: Slot): unknown => {
+  const length = Atomics.load(slot.control, slot.base + LENGTH)
+  const view = bytes(slot)
+  if (Atomics.load(slot.control, slot.base + FORMAT) === JSON_FORMAT) return JSON.parse(view.toString("utf8", 0, length))
   // Copy out of shared memory before decoding: the other side may reuse the buffer at once.
   return v8.deserialize(Buffer.from(view.subarray(0, length)))
 }
 
-export const state = (channel: Channel): number => Atomics.load(channel.control, STATE)
+/** The format of the message in the slot. */
+export const formatOf = (slot: Slot): Format => Atomics.load(slot.control, slot.base + FORMAT) as Format
+
+export const state = (slot: Slot): number => Atomics.load(slot.control, slot.base + STATE)
 
 export const isCancelled = (channel: Channel): boolean => Atomics.load(channel.control, CANCEL) === 1
 
 /**
- * Tells the pinned thread that it is being given up. The flag is set before the state changes, and
- * the thread checks the flag before each wait on the state, so a thread that finishes its task and
+ * Tells the pinned thread that it is being given up. The flag is set before the states change, and
+ * the thread checks the flag before each wait on a state, so a thread that finishes its task and
  * parks again cannot miss it.
  */
 export const cancel = (channel: Channel): void => {
   Atomics.store(channel.control, CANCEL, 1)
-  Atomics.store(channel.control, STATE, CANCELLED)
-  Atomics.notify(channel.control, STATE)
+  for (const slot of channel.slots) {
+    Atomics.store(slot.control, slot.base + STATE, CANCELLED)
+    Atomics.notify(slot.control, slot.base + STATE)
+  }
 }
 
 /**
- * Polls the state word for up to `micros` while it equals `busy`; returns the last state seen.
+ * Polls the slot's state for up to `micros` while it equals `busy`; returns the last state seen.
  * A sleeping thread is woken by a futex wake, and on a virtual machine waking an idle vCPU can
  * take tens of microseconds, several times a whole round trip: polling briefly first keeps short
  * tasks and back-to-back requests off that path.
  */
-export const spin = (channel: Channel, busy: number, micros: number): number => {
-  let current = Atomics.load(channel.control, STATE)
+export const spin = (slot: Slot, busy: number, micros: number): number => {
+  const index = slot.base + STATE
+  let current = Atomics.load(slot.control, index)
   if (current !== busy) return current
   const deadline = performance.now() + micros / 1_000
   do {
-    current = Atomics.load(channel.control, STATE)
+    current = Atomics.load(slot.control, index)
   } while (current === busy && performance.now() < deadline)
   return current
 }
 
 /**
- * Blocks the calling (pinned) thread until the state is REQUEST (then returns true) or the main
- * side has cancelled (then returns false). `beforeSleep` runs once, when the thread is about to
- * park: the moment to leave a set it lingered in.
+ * Blocks the calling (pinned) thread until the slot's state is REQUEST (then returns true) or the
+ * main side has cancelled (then returns false). `beforeSleep` runs once, when the thread is about
+ * to park: the moment to leave a set it lingered in.
  */
-export const awaitRequest = (channel: Channel, lingerMicros: number, beforeSleep: () => void): boolean => {
-  let current = spin(channel, RESPONSE, lingerMicros)
+export const awaitRequest = (channel: Channel, slot: Slot, lingerMicros: number, beforeSleep: () => void): boolean => {
+  const index = slot.base + STATE
+  let current = Atomics.load(slot.control, index)
+  if (current !== REQUEST) {
+    const deadline = performance.now() + lingerMicros / 1_000
+    do {
+      current = Atomics.load(slot.control, index)
+    } while (current !== REQUEST && current !== CANCELLED && performance.now() < deadline)
+  }
   let slept = false
   for (;;) {
     if (isCancelled(channel)) return false
@@ -154,24 +197,21 @@ export const awaitRequest = (channel: Channel, lingerMicros: number, beforeSleep
     if (!slept) {
       slept = true
       beforeSleep()
-      current = Atomics.load(channel.control, STATE)
+      current = Atomics.load(slot.control, index)
       continue
     }
-    Atomics.wait(channel.control, STATE, current)
-    current = Atomics.load(channel.control, STATE)
+    Atomics.wait(slot.control, index, current)
+    current = Atomics.load(slot.control, index)
   }
 }
 
-/** Resolves once the state is no longer REQUEST, without blocking the event loop. */
-export const awaitResponseAsync = (channel: Channel): Promise<unknown> | undefined => {
-  const result = Atomics.waitAsync(channel.control, STATE, REQUEST)
+/** Resolves once the slot's state is no longer REQUEST, without blocking the event loop. */
+export const awaitResponseAsync = (slot: Slot): Promise<unknown> | undefined => {
+  const result = Atomics.waitAsync(slot.control, slot.base + STATE, REQUEST)
   return result.async ? result.value : undefined
 }
 
 /** Wakes anything waiting on the channel; used when the pinned thread is gone. */
 export const wake = (channel: Channel): void => {
-  Atomics.notify(channel.control, STATE)
+  for (const slot of channel.slots) Atomics.notify(slot.control, slot.base + STATE)
 }
-
-/** The format of the message in the channel. */
-export const formatOf = (channel: Channel): Format => Atomics.load(channel.control, FORMAT) as Format

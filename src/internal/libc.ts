@@ -21,49 +21,68 @@ const koffi = require("koffi") as typeof import("koffi")
 
 const lib = koffi.load("libc.so.6")
 
-const c = {
-  unshare: lib.func("int unshare(int flags)"),
-  setns: lib.func("int setns(int fd, int nstype)"),
-  open: lib.func("int open(const char *path, int flags)"),
-  close: lib.func("int close(int fd)"),
-  fcntl: lib.func("int fcntl(int fd, int cmd, int arg)"),
-  ioctl: lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
-  fchdir: lib.func("int fchdir(int fd)"),
-  gettid: lib.func("int gettid()"),
-  mount: lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)"),
-  sethostname: lib.func("int sethostname(const char *name, size_t len)"),
-  ioctlUid: lib.func("ioctl", "int", ["int", "unsigned long", koffi.out(koffi.pointer("uint32_t"))]),
-  clone: lib.func("int clone(uintptr_t fn, uintptr_t stack, int flags, uintptr_t arg, ...)"),
-  dlsym: lib.func("uintptr_t dlsym(uintptr_t handle, const char *name)"),
-  sigfillset: lib.func("int sigfillset(_Inout_ uint8_t *set)"),
-  pthreadSigmask: lib.func("int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)"),
-  kill: lib.func("int kill(int pid, int sig)"),
-  waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
-  syscall: lib.func("long syscall(long number, ...)"),
-  umount2: lib.func("int umount2(const char *target, int flags)"),
-  malloc: lib.func("uintptr_t malloc(size_t size)"),
-  socket: lib.func("int socket(int domain, int type, int protocol)"),
-  bind: lib.func("int bind(int fd, const uint8_t *addr, uint32_t len)"),
-  listen: lib.func("int listen(int fd, int backlog)"),
-  setsockopt: lib.func("int setsockopt(int fd, int level, int name, const int *value, uint32_t len)"),
-  getsockname: lib.func("int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)"),
-  inetPton: lib.func("int inet_pton(int af, const char *src, _Out_ uint8_t *dst)"),
-  pipe2: lib.func("int pipe2(_Out_ int *fds, int flags)"),
-  faInit: lib.func("int posix_spawn_file_actions_init(uint8_t *actions)"),
-  faDestroy: lib.func("int posix_spawn_file_actions_destroy(uint8_t *actions)"),
-  faDup2: lib.func("int posix_spawn_file_actions_adddup2(uint8_t *actions, int fd, int newfd)"),
-  faChdir: lib.func("int posix_spawn_file_actions_addchdir_np(uint8_t *actions, const char *path)"),
-  attrInit: lib.func("int posix_spawnattr_init(uint8_t *attr)"),
-  attrDestroy: lib.func("int posix_spawnattr_destroy(uint8_t *attr)"),
-  attrSetflags: lib.func("int posix_spawnattr_setflags(uint8_t *attr, short flags)"),
-  attrSetsigmask: lib.func("int posix_spawnattr_setsigmask(uint8_t *attr, const uint8_t *mask)"),
-  attrSetsigdefault: lib.func("int posix_spawnattr_setsigdefault(uint8_t *attr, const uint8_t *mask)"),
-  sigemptyset: lib.func("int sigemptyset(_Inout_ uint8_t *set)"),
-  posixSpawnp: lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
-  free: lib.func("void free(uintptr_t ptr)"),
-  prctl: lib.func("int prctl(int option, unsigned long arg)"),
-  ptrace: lib.func("long ptrace(int request, ...)")
+/**
+ * Each binding is declared on first use: a declared function costs memory in every thread that
+ * loads this module, and a pinned thread uses only a few of them.
+ */
+const lazily = <T extends Record<string, () => unknown>>(declarations: T): { readonly [K in keyof T]: ReturnType<T[K]> } => {
+  const bindings = {} as { [K in keyof T]: ReturnType<T[K]> }
+  for (const name of Object.keys(declarations) as Array<keyof T>) {
+    Object.defineProperty(bindings, name, {
+      configurable: true,
+      get() {
+        const value = declarations[name]!()
+        Object.defineProperty(bindings, name, { value })
+        return value
+      }
+    })
+  }
+  return bindings
 }
+
+const c = lazily({
+  unshare: () => lib.func("int unshare(int flags)"),
+  setns: () => lib.func("int setns(int fd, int nstype)"),
+  open: () => lib.func("int open(const char *path, int flags)"),
+  close: () => lib.func("int close(int fd)"),
+  fcntl: () => lib.func("int fcntl(int fd, int cmd, int arg)"),
+  ioctl: () => lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
+  fchdir: () => lib.func("int fchdir(int fd)"),
+  gettid: () => lib.func("int gettid()"),
+  mount: () => lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)"),
+  sethostname: () => lib.func("int sethostname(const char *name, size_t len)"),
+  ioctlUid: () => lib.func("ioctl", "int", ["int", "unsigned long", koffi.out(koffi.pointer("uint32_t"))]),
+  clone: () => lib.func("int clone(uintptr_t fn, uintptr_t stack, int flags, uintptr_t arg, ...)"),
+  dlsym: () => lib.func("uintptr_t dlsym(uintptr_t handle, const char *name)"),
+  sigfillset: () => lib.func("int sigfillset(_Inout_ uint8_t *set)"),
+  pthreadSigmask: () => lib.func("int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)"),
+  kill: () => lib.func("int kill(int pid, int sig)"),
+  waitpid: () => lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
+  syscall: () => lib.func("long syscall(long number, ...)"),
+  umount2: () => lib.func("int umount2(const char *target, int flags)"),
+  malloc: () => lib.func("uintptr_t malloc(size_t size)"),
+  socket: () => lib.func("int socket(int domain, int type, int protocol)"),
+  bind: () => lib.func("int bind(int fd, const uint8_t *addr, uint32_t len)"),
+  listen: () => lib.func("int listen(int fd, int backlog)"),
+  setsockopt: () => lib.func("int setsockopt(int fd, int level, int name, const int *value, uint32_t len)"),
+  getsockname: () => lib.func("int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)"),
+  inetPton: () => lib.func("int inet_pton(int af, const char *src, _Out_ uint8_t *dst)"),
+  pipe2: () => lib.func("int pipe2(_Out_ int *fds, int flags)"),
+  faInit: () => lib.func("int posix_spawn_file_actions_init(uint8_t *actions)"),
+  faDestroy: () => lib.func("int posix_spawn_file_actions_destroy(uint8_t *actions)"),
+  faDup2: () => lib.func("int posix_spawn_file_actions_adddup2(uint8_t *actions, int fd, int newfd)"),
+  faChdir: () => lib.func("int posix_spawn_file_actions_addchdir_np(uint8_t *actions, const char *path)"),
+  attrInit: () => lib.func("int posix_spawnattr_init(uint8_t *attr)"),
+  attrDestroy: () => lib.func("int posix_spawnattr_destroy(uint8_t *attr)"),
+  attrSetflags: () => lib.func("int posix_spawnattr_setflags(uint8_t *attr, short flags)"),
+  attrSetsigmask: () => lib.func("int posix_spawnattr_setsigmask(uint8_t *attr, const uint8_t *mask)"),
+  attrSetsigdefault: () => lib.func("int posix_spawnattr_setsigdefault(uint8_t *attr, const uint8_t *mask)"),
+  sigemptyset: () => lib.func("int sigemptyset(_Inout_ uint8_t *set)"),
+  posixSpawnp: () => lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
+  free: () => lib.func("void free(uintptr_t ptr)"),
+  prctl: () => lib.func("int prctl(int option, unsigned long arg)"),
+  ptrace: () => lib.func("long ptrace(int request, ...)")
+})
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
 const errnoNames: ReadonlyMap<number, string> = new Map(
@@ -174,7 +193,8 @@ const SIGCHLD = 17
 const SIG_BLOCK = 0
 const SIG_SETMASK = 2
 const STACK_BYTES = 16 * 1024
-const pause = c.dlsym(0, "pause") as number
+let pauseAddress: number | undefined
+const pause = () => (pauseAddress ??= c.dlsym(0, "pause") as number)
 
 /** A parked child: its pid and the stack it runs on, to be freed once it is reaped. */
 export interface Parked {
@@ -211,7 +231,7 @@ export const cloneParked = (flags: number): Parked => {
     throw new SyscallFailure("pthread_sigmask", masked)
   }
   try {
-    pid = c.clone(pause, top, flags | CLONE_VM | CLONE_FILES | SIGCHLD, 0)
+    pid = c.clone(pause(), top, flags | CLONE_VM | CLONE_FILES | SIGCHLD, 0)
     if (pid < 0) code = koffi.errno()
   } finally {
     c.pthreadSigmask(SIG_SETMASK, previous, null)

@@ -203,5 +203,8 @@ export type Notice =
   | { readonly type: "cancelled" }
 
 export interface WorkerData {
-  readonly channel: { readonly control: SharedArrayBuffer; readonly data: SharedArrayBuffer }
+  readonly channel: { readonly control: SharedArrayBuffer; readonly data: readonly [SharedArrayBuffer, SharedArrayBuffer] }
+  /** Run from TypeScript sources: the worker's modules, stripped of types by the main thread, by URL. */
+  readonly sources?: Readonly<Record<string, string>>
+  readonly entry?: string
 }

@@ -110,6 +110,28 @@ export class SetImpl implements NamespaceSet {
   toString() {
     return `NamespaceSet(${this.closed ? "closed" : this.kinds.map((kind) => idString(this.members.get(kind)!)).join(", ")})`
   }
+  private cachedRef: SetRef | undefined
+  private cachedRefJson: string | undefined
+  private cachedForeignUser: boolean | undefined
+
+  /** What a pinned thread needs to join the set, made once. */
+  ref(): SetRef {
+    return this.cachedRef ??= { key: this.key, members: [...this.members.values()], pidfd: this.pidfd }
+  }
+
+  refJson(): string {
+    return this.cachedRefJson ??= JSON.stringify(this.ref())
+  }
+
+  /** Whether the set holds a user namespace other than this process's (which no thread can join). */
+  foreignUser(): boolean {
+    if (this.cachedForeignUser === undefined) {
+      const user = this.members.get("user")
+      this.cachedForeignUser = user !== undefined && !isOwnUserNamespace(user)
+    }
+    return this.cachedForeignUser
+  }
+
   /** Marks the set in use; fails once its Scope has closed. */
   hold(operation: string): SetClosed | undefined {
     if (this.closed) return new SetClosed({ operation })
@@ -245,6 +267,17 @@ export const setRef = (set: NamespaceSet, members: ReadonlyArray<Member>): SetRe
   return { key: self.key, members, pidfd: self.pidfd }
 }
 
+/** Tasks as JSON, made once per task value (built-in tasks without arguments are constants). */
+const taskJson = new WeakMap<object, string>()
+const encodeTask = (task: TaskSpec): string => {
+  let json = taskJson.get(task)
+  if (json === undefined) {
+    json = JSON.stringify(task)
+    taskJson.set(task, json)
+  }
+  return json
+}
+
 /**
  * Runs one operation on a pinned thread inside the set. Library operations share threads (see
  * `thread.ts`); user code, and runs whose thread is not to be restored, lease one: such a thread
@@ -258,15 +291,14 @@ export const runSpec = <A, E>(
 ): Effect.Effect<A, E | EnterError, PinnedThreads> => {
   // A user namespace can be joined only by a single-threaded process: of the tasks, only those
   // that start a process can offer one (they start their command through nsenter).
-  const joinable = (members: ReadonlyMap<NamespaceKind, Member>) =>
-    task.op === "spawn" ? Effect.succeed([...members.values()]) : enterable(operation, members)
+  const anyUser = task.op === "spawn"
+  if (restore && !exclusiveOperations.has(task.op)) {
+    return Effect.flatMap(threadPool, (pool) => runShared<A, E>(pool, operation, set, task, anyUser))
+  }
   return withMembers(set, operation, (members) =>
-    Effect.flatMap(joinable(members), (enter) =>
+    Effect.flatMap(anyUser ? Effect.succeed([...members.values()]) : enterable(operation, members), (enter) =>
       Effect.flatMap(threadPool, (pool): Effect.Effect<A, E | EnterError> => {
         const ref = setRef(set, enter)
-        if (restore && !exclusiveOperations.has(task.op)) {
-          return Effect.flatMap(pool.submit({ operation, set: ref, task }, ref.key), outcomeOf<A, E>)
-        }
         return Effect.scoped(Effect.flatMap(pool.lease, (thread) =>
           Effect.flatMap(
             pool.call(thread, restore ? { operation, set: ref, task, leave: true } : { operation, set: ref, task, drop: true }),
@@ -274,6 +306,45 @@ export const runSpec = <A, E>(
           )))
       })))
 }
+
+/**
+ * The hot path of `run`: one callback holds the set, posts the request (made from JSON the set
+ * and the task keep), and lets the set go when the answer comes or the caller gives up.
+ */
+const runShared = <A, E>(
+  pool: ThreadPool,
+  operation: string,
+  set: NamespaceSet,
+  task: TaskSpec,
+  anyUser: boolean
+): Effect.Effect<A, E | EnterError> =>
+  Effect.callback<A, E | EnterError>((resume) => {
+    const self = impl(set)
+    const closed = self.hold(operation)
+    if (closed !== undefined) return resume(Effect.fail(closed))
+    if (!anyUser && self.foreignUser()) {
+      self.unhold()
+      return resume(Effect.fail(new UserNamespaceNotEnterable({ operation })))
+    }
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      self.unhold()
+    }
+    const request = { operation, set: self.ref(), task }
+    const json = `{"operation":${JSON.stringify(operation)},"set":${self.refJson()},"task":${encodeTask(task)}}`
+    const cancel = pool.post(request, self.key, json, (result) => {
+      release()
+      if ("_tag" in result) return resume(Effect.fail(result as E | EnterError))
+      const outcome = result.outcome
+      resume(outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E))
+    })
+    return Effect.sync(() => {
+      cancel()
+      release()
+    })
+  })
 
 /**
  * Whether `member` is this process's own user namespace: the one pinned threads are in, and so the

@@ -23,6 +23,7 @@
  * @internal
  */
 import * as fs from "node:fs"
+import { stripTypeScriptTypes } from "node:module"
 import * as os from "node:os"
 import { Worker } from "node:worker_threads"
 import { Effect, Exit, type Scope } from "effect"
@@ -35,6 +36,55 @@ import type { Notice, Ready, Request, Response, WorkerData } from "./protocol.ts
 // this module. tsc does not rewrite URLs, so the extension comes from this module's own URL.
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js"
 const workerUrl = new URL(`./worker/main${extension}`, import.meta.url)
+
+/**
+ * Run from TypeScript sources, every Worker that imports a `.ts` file loads Node's type stripper,
+ * about 11 MB per thread, most of a thread's memory. The main thread has it loaded already: it
+ * strips the worker's modules once, and each Worker starts from a small script that hands them to
+ * Node's module loader through a load hook, so no thread loads the stripper for its own code.
+ */
+const strippedSources = (() => {
+  let sources: Record<string, string> | undefined
+  return (): Record<string, string> => {
+    if (sources !== undefined) return sources
+    const collected: Record<string, string> = {}
+    const visit = (url: URL) => {
+      if (collected[url.href] !== undefined) return
+      const source = strip(fs.readFileSync(url, "utf8"))
+      collected[url.href] = source
+      for (const match of source.matchAll(/(?:import|export)[^"';]*?from\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+        visit(new URL(match[1]!, url))
+      }
+    }
+    visit(workerUrl)
+    sources = collected
+    return sources
+  }
+})()
+
+/** Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself does. */
+const strip = (code: string): string => {
+  const emitWarning = process.emitWarning
+  process.emitWarning = () => {}
+  try {
+    return stripTypeScriptTypes(code, { mode: "transform" })
+  } finally {
+    process.emitWarning = emitWarning
+  }
+}
+
+const bootstrap = `
+const { registerHooks } = require("node:module")
+const { workerData } = require("node:worker_threads")
+const sources = workerData.sources
+registerHooks({
+  load(url, context, nextLoad) {
+    const source = sources[url]
+    return source === undefined ? nextLoad(url, context) : { format: "module", source, shortCircuit: true }
+  }
+})
+import(workerData.entry)
+`
 
 /** How long a cancelled thread may take to answer before it is terminated anyway. */
 const CANCEL_GRACE_MS = 250
@@ -79,6 +129,8 @@ export type CallError = ThreadFailure | PayloadTooLarge
 /** One request waiting for its answer. */
 interface Pending {
   readonly request: Request
+  /** The request as JSON, when the caller had it made already (from parts it caches). */
+  readonly json?: string | undefined
   /** The set the request is for (0: none); a hint for routing. */
   readonly key: number
   readonly settle: Settle
@@ -94,8 +146,10 @@ export class PinnedThread {
   private readonly pool: ThreadPool
   /** Requests not sent yet. */
   private queue: Array<Pending> = []
-  /** The batch in flight. */
-  private inFlight: Array<Pending> | undefined
+  /** The batches in flight, oldest first, with their slots: at most one per slot. */
+  private inFlight: Array<{ readonly batch: Array<Pending>; readonly slot: channel.Slot }> = []
+  /** The slot the next batch goes in: the thread serves them alternately. */
+  private next: 0 | 1 = 0
   /** Set once the thread must not be reused; the reason goes to stats and errors. */
   dropReason: string | undefined
   /** Set once the thread is out of the pool (dropped or retired). */
@@ -133,7 +187,9 @@ export class PinnedThread {
 
   /** Requests queued or in flight. */
   get load(): number {
-    return this.queue.length + (this.inFlight?.length ?? 0)
+    let load = this.queue.length
+    for (const each of this.inFlight) load += each.batch.length
+    return load
   }
 
   get usable(): boolean {
@@ -142,8 +198,13 @@ export class PinnedThread {
 
   enqueue(pending: Pending): void {
     this.queue.push(pending)
-    if (this.inFlight === undefined) this.send()
+    // While answers are handed out, the callers they resume queue their next requests here; they
+    // go out together once every caller of the batch has had its turn.
+    if (this.inFlight.length < 2) this.send()
   }
+
+  /** Set while the answers of a batch are handed to their callers: nobody may block then. */
+  private settling = false
 
   /** Removes a request not sent yet; true if it was still queued. */
   unqueue(pending: Pending): boolean {
@@ -154,8 +215,9 @@ export class PinnedThread {
   }
 
   private failAll(reason: string): void {
-    const pending = [...(this.inFlight ?? []), ...this.queue]
-    this.inFlight = undefined
+    const pending = [...this.inFlight.flatMap((each) => each.batch), ...this.queue]
+    if (this.inFlight.length > 0) this.pool.inFlight -= this.inFlight.length
+    this.inFlight = []
     this.queue = []
     for (const each of pending) each.settle(new ThreadFailure({ reason, tid: this.tid }))
   }
@@ -168,7 +230,9 @@ export class PinnedThread {
     const format = batch.some((pending) => pending.request.task?.op === "module") ? channel.V8_FORMAT : channel.JSON_FORMAT
     let encoded: Buffer | string
     try {
-      encoded = channel.encode(batch.map((pending) => pending.request), format)
+      encoded = format === channel.JSON_FORMAT
+        ? channel.checked(`[${batch.map((pending) => pending.json ?? JSON.stringify(pending.request)).join(",")}]`)
+        : channel.encode(batch.map((pending) => pending.request), format)
     } catch {
       // One of the requests cannot cross (it cannot be cloned, or is too large): it fails alone.
       batch = batch.filter((pending) => {
@@ -190,40 +254,73 @@ export class PinnedThread {
       if (batch.length === 0) return this.send()
       encoded = channel.encode(batch.map((pending) => pending.request), format)
     }
-    this.inFlight = batch
+    const slot = this.channel.slots[this.next]
+    this.next = this.next === 0 ? 1 : 0
+    this.inFlight.push({ batch, slot })
     this.lastKey = batch[batch.length - 1]!.key
     this.pool.inFlight++
-    channel.publish(this.channel, encoded, channel.REQUEST)
-    this.awaitResponse(batch.length === 1 && this.pool.inFlight === 1)
+    channel.publish(slot, encoded, channel.REQUEST)
+    this.watch()
   }
 
-  private awaitResponse(alone: boolean): void {
-    if (alone && channel.spin(this.channel, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
-    const started = performance.now()
+  /** Set while a watch for the oldest batch's answer is under way. */
+  private watching = false
+
+  /**
+   * Waits for the oldest batch's answer without blocking the event loop: checked once per turn of
+   * the loop for a while, then by `Atomics.waitAsync`, which costs nothing while a long task runs.
+   */
+  private watch(): void {
+    if (this.watching) return
+    // Every batch in flight anywhere is this thread's, and nobody is waiting to send: polling
+    // synchronously for a moment holds nobody up, and a short batch is answered within it.
+    const oldestFirst = this.inFlight[0]
+    if (oldestFirst !== undefined && !this.settling && this.queue.length === 0 && this.pool.inFlight === this.inFlight.length) {
+      if (channel.spin(oldestFirst.slot, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
+    }
+    this.watching = true
+    let started = performance.now()
     const poll = () => {
-      if (this.inFlight === undefined) return
-      if (channel.state(this.channel) !== channel.REQUEST) return this.receive()
+      const oldest = this.inFlight[0]
+      if (oldest === undefined) {
+        this.watching = false
+        return
+      }
+      if (channel.state(oldest.slot) !== channel.REQUEST) {
+        this.watching = false
+        return this.receive()
+      }
       if (performance.now() - started < POLL_MICROS / 1_000) return void setImmediate(poll)
-      const sleeping = channel.awaitResponseAsync(this.channel)
-      if (sleeping === undefined) this.receive()
-      else void sleeping.then(() => this.receive())
+      const sleeping = channel.awaitResponseAsync(oldest.slot)
+      started = performance.now()
+      if (sleeping === undefined) poll()
+      else void sleeping.then(poll)
     }
     setImmediate(poll)
   }
 
   private receive(): void {
-    const batch = this.inFlight
-    if (batch === undefined || channel.state(this.channel) !== channel.RESPONSE) return
-    this.inFlight = undefined
+    const oldest = this.inFlight[0]
+    if (oldest === undefined || channel.state(oldest.slot) !== channel.RESPONSE) return
+    this.inFlight.shift()
     this.pool.inFlight--
-    const responses = channel.read(this.channel) as ReadonlyArray<Response>
+    const { batch, slot } = oldest
+    const responses = channel.read(slot) as ReadonlyArray<Response>
     for (const response of responses) if (response.unclean !== undefined) this.dropReason ??= response.unclean
     // The drop is decided before any caller resumes: a caller that reads the stats next, or sends
     // its next request, finds the thread already out of the pool.
     if (this.dropReason !== undefined && !this.leased) void this.pool.drop(this, this.dropReason)
-    for (let i = 0; i < batch.length; i++) batch[i]!.settle(responses[i]!)
+    // A lone caller resumed here may poll for its next answer at once; with several callers to
+    // resume, nobody may block the others' turn.
+    this.settling = batch.length > 1
+    try {
+      for (let i = 0; i < batch.length; i++) batch[i]!.settle(responses[i]!)
+    } finally {
+      this.settling = false
+    }
     if (!this.usable) return this.failAll(this.dropReason ?? "the thread is gone")
-    if (this.inFlight === undefined && this.queue.length > 0) this.send()
+    if (this.queue.length > 0 && this.inFlight.length < 2) this.send()
+    if (this.inFlight.length > 0) this.watch()
     else if (this.load === 0) this.pool.idle(this)
   }
 
@@ -274,10 +371,14 @@ export class PinnedThread {
 const startThread = (pool: ThreadPool): Promise<PinnedThread> =>
   new Promise((resolve, reject) => {
     const buffers = channel.make()
-    const data: WorkerData = { channel: buffers }
     let worker: Worker
     try {
-      worker = new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
+      const data: WorkerData = extension === ".ts"
+        ? { channel: buffers, sources: strippedSources(), entry: workerUrl.href }
+        : { channel: buffers }
+      worker = extension === ".ts"
+        ? new Worker(bootstrap, { eval: true, workerData: data, stdout: false, stderr: false })
+        : new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
     } catch (error) {
       // e.g. EAGAIN: the process may not start another thread (a pids or threads limit).
       return reject(`could not start: ${(error as Error)?.message ?? String(error)}`)
@@ -345,26 +446,37 @@ export class ThreadPool {
   /** Sends `request` on a shared thread and waits for its answer. */
   submit(request: Request, key: number): Effect.Effect<Response, CallError> {
     return Effect.callback<Response, CallError>((resume) => {
-      let thread: PinnedThread | undefined
-      const pending: Pending = {
-        request,
-        key,
-        abandoned: false,
-        settle: (result) => {
-          if (pending.abandoned) return
-          pending.abandoned = true
-          resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result))
-        }
-      }
-      thread = this.route(pending)
-      return Effect.sync(() => {
+      const cancel = this.post(request, key, undefined, (result) =>
+        resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result)))
+      return Effect.sync(cancel)
+    })
+  }
+
+  /**
+   * {@link submit} without an Effect around it, for callers that build their own: `settle` is
+   * called once with the answer (never after the returned cancel function has run).
+   */
+  post(request: Request, key: number, json: string | undefined, settle: Settle): () => void {
+    let thread: PinnedThread | undefined
+    const pending: Pending = {
+      request,
+      json,
+      key,
+      abandoned: false,
+      settle: (result) => {
         if (pending.abandoned) return
         pending.abandoned = true
-        // Not sent yet: it never will be. Sent: it completes on the thread, unread.
-        if (thread === undefined) this.waitingShared = this.waitingShared.filter((each) => each !== pending)
-        else thread.unqueue(pending)
-      })
-    })
+        settle(result)
+      }
+    }
+    thread = this.route(pending)
+    return () => {
+      if (pending.abandoned) return
+      pending.abandoned = true
+      // Not sent yet: it never will be. Sent: it completes on the thread, unread.
+      if (thread === undefined) this.waitingShared = this.waitingShared.filter((each) => each !== pending)
+      else thread.unqueue(pending)
+    }
   }
 
   private route(pending: Pending): PinnedThread | undefined {

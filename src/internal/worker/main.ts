@@ -19,6 +19,8 @@ import { handlers, moving } from "./tasks.ts"
 
 const port = parentPort!
 const chan = channel.attach((workerData as WorkerData).channel)
+/** The slot the next batch comes in: the main side fills them alternately. */
+let next: 0 | 1 = 0
 const notify = (notice: Notice) => port.postMessage(notice)
 
 /**
@@ -89,7 +91,7 @@ const finish = (request: Request, outcome: Outcome): Response => {
  * Publishes the responses. A module's result that cannot be cloned, or a batch too large for the
  * channel, becomes that request's typed failure; the thread itself stays usable.
  */
-const respond = (responses: Array<Response>, format: channel.Format): void => {
+const respond = (slot: channel.Slot, responses: Array<Response>, format: channel.Format): void => {
   let encoded: Buffer | string
   try {
     encoded = channel.encode(responses, format)
@@ -108,13 +110,13 @@ const respond = (responses: Array<Response>, format: channel.Format): void => {
     void error
     encoded = channel.encode(replaced, format)
   }
-  channel.publish(chan, encoded, channel.RESPONSE)
+  channel.publish(slot, encoded, channel.RESPONSE)
 }
 
 /** Serves one batch; returns false when an asynchronous task took the thread's event loop. */
-const serveBatch = (): boolean => {
-  const format = channel.formatOf(chan)
-  const requests = channel.read(chan) as ReadonlyArray<Request>
+const serveBatch = (slot: channel.Slot): boolean => {
+  const format = channel.formatOf(slot)
+  const requests = channel.read(slot) as ReadonlyArray<Request>
   const responses: Array<Response> = []
   for (const request of requests) {
     const outcome = start(request)
@@ -123,14 +125,14 @@ const serveBatch = (): boolean => {
       // serving until it settles. Such tasks come alone: the thread is leased to them.
       void outcome.then((settled) => {
         responses.push(finish(request, settled))
-        respond(responses, format)
+        respond(slot, responses, format)
         setImmediate(serve)
       })
       return false
     }
     responses.push(finish(request, outcome))
   }
-  respond(responses, format)
+  respond(slot, responses, format)
   return true
 }
 
@@ -146,8 +148,10 @@ const goIdle = (): void => {
 
 const serve = (): void => {
   for (;;) {
-    if (!channel.awaitRequest(chan, LINGER_MICROS, goIdle)) return notify({ type: "cancelled" })
-    if (!serveBatch()) return
+    const slot = chan.slots[next]
+    if (!channel.awaitRequest(chan, slot, LINGER_MICROS, goIdle)) return notify({ type: "cancelled" })
+    next = next === 0 ? 1 : 0
+    if (!serveBatch(slot)) return
   }
 }
 
