@@ -1,32 +1,39 @@
 /**
  * Typed errors across the thread boundary: a pinned thread reports failures as plain data
- * (`{ _tag, ...fields }`) and the main thread rebuilds the error class of that tag.
+ * (`{ _tag, ...fields }`), and the main thread decodes them with the schemas of the error classes
+ * themselves, so a field of the wrong shape is caught here, not passed on to the caller.
  *
  * @internal
  */
+import { Exit, Schema } from "effect"
 import * as Errors from "../NamespaceError.ts"
 import type { NamespaceError } from "../NamespaceError.ts"
 import type { WireError } from "./protocol.ts"
 import type { SyscallFailure } from "./libc.ts"
 import { syscallError, type SyscallContext } from "./failure.ts"
 
-const classes: Record<string, new(fields: any) => NamespaceError> = {
-  PermissionDenied: Errors.PermissionDenied,
-  SystemError: Errors.SystemError,
-  ProcessNotFound: Errors.ProcessNotFound,
-  InvalidOptions: Errors.InvalidOptions,
-  AddressInUse: Errors.AddressInUse,
-  CommandNotFound: Errors.CommandNotFound,
-  ModuleTaskError: Errors.ModuleTaskError,
-  PayloadTooLarge: Errors.PayloadTooLarge,
-  ThreadFailure: Errors.ThreadFailure
-}
+/** Every error a pinned thread can report, as one schema. */
+const WireErrorSchema = Schema.Union([
+  Errors.PermissionDenied,
+  Errors.SystemError,
+  Errors.ProcessNotFound,
+  Errors.InvalidOptions,
+  Errors.AddressInUse,
+  Errors.CommandNotFound,
+  Errors.ModuleTaskError,
+  Errors.PayloadTooLarge,
+  Errors.ThreadFailure
+])
+
+const decode = Schema.decodeUnknownExit(WireErrorSchema)
 
 export const fromWire = (wire: WireError): NamespaceError => {
-  const { _tag, ...fields } = wire
-  const Class = classes[_tag]
-  if (Class === undefined) return new Errors.ThreadFailure({ reason: `unexpected error from a pinned thread: ${JSON.stringify(wire)}` })
-  return new Class(fields)
+  // A field left undefined is a field not given (JSON, the usual way across, drops them anyway).
+  const fields = Object.fromEntries(Object.entries(wire).filter(([, value]) => value !== undefined))
+  const decoded = decode(fields)
+  return Exit.isSuccess(decoded)
+    ? decoded.value
+    : new Errors.ThreadFailure({ reason: `a pinned thread reported an error of no known shape: ${JSON.stringify(wire)}` })
 }
 
 /** A failed libc call on the main thread, as the typed error a caller can act on. */
