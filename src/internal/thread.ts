@@ -28,6 +28,7 @@ import * as os from "node:os"
 import { Worker } from "node:worker_threads"
 import { Effect, Exit, type Scope } from "effect"
 import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
+import type { Stats } from "../PinnedThreads.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
 import type { Notice, Ready, Request, Response, WorkerData } from "./protocol.ts"
@@ -108,15 +109,6 @@ export interface Limits {
   readonly idleTimeToLiveMs: number
 }
 
-/** The service's counters, as `PinnedThreads.stats` reports them. */
-export interface Counts {
-  readonly idle: number
-  readonly busy: number
-  readonly pending: number
-  readonly spawned: number
-  readonly dropped: number
-  readonly retired: number
-}
 
 type Settle = (result: Response | ThreadFailure | PayloadTooLarge | InvalidOptions) => void
 
@@ -442,7 +434,7 @@ export class ThreadPool {
     this.sweeper.unref()
   }
 
-  counts(): Counts {
+  counts(): Stats {
     let idle = 0
     for (const thread of this.threads) if (thread.load === 0 && !thread.leased) idle++
     return {
