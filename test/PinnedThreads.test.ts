@@ -143,8 +143,10 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("P
         yield* idleAgain
         const set = yield* NamespaceSet.current(["net"])
         const tid = yield* NamespaceSet.run(set, Task.tid)
-        const fiber = yield* Effect.forkChild(NamespaceSet.run(set, Task.module(fixtures, "block", 30_000)))
-        yield* Effect.sleep("100 millis")
+        const started = `/dev/shm/gonso-block-${process.pid}`
+        const fiber = yield* Effect.forkChild(NamespaceSet.run(set, Task.module(fixtures, "signalThenBlock", { path: started, ms: 30_000 })))
+        assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(started))), "the task started")
+        fs.rmSync(started)
         yield* Fiber.interrupt(fiber)
         assert.isFalse(threadExists(tid))
         assert.notStrictEqual(yield* NamespaceSet.run(set, Task.tid), tid)
