@@ -270,6 +270,21 @@ const latencySection = (id: string, kinds: ReadonlyArray<NamespaceKind.Namespace
     return { rows: [latencyRow(id, name, ours, gonso, maxMedianRatio)], latency: charted ? { ours, gonso } : undefined } satisfies Section
   }))
 
+/**
+ * Row 1b: runs alternating between two net sets, so that every run leaves one set (restoring and
+ * verifying the thread) and joins the other: the cost of a restore on every call, as gonso's
+ * `DoRaw(f, true)` pays it, without the benefit of staying inside a set between back-to-back runs.
+ */
+const alternatingSection = withLayer(threadOptions)(Effect.gen(function*() {
+  const a = yield* isolated(["net"])
+  const b = yield* isolated(["net"])
+  let flip = false
+  const ours = yield* measure(config.runs, [Effect.suspend(() => NamespaceSet.run((flip = !flip) ? a : b, Task.tid))])
+  const gonso = yield* gbench("doraw_net_restore", config.runs)
+  const name = "run(set, Task.tid) alternating between two net sets: restore + verify + join every call [doraw_net_restore]"
+  return { rows: [latencyRow("1b", name, ours, gonso)] } satisfies Section
+}))
+
 /** Row 2: restore: false, so every run drops its thread. */
 const dropSection = withLayer(threadOptions)(Effect.gen(function*() {
   const set = yield* isolated(["net"])
@@ -664,6 +679,7 @@ const program = Effect.gen(function*() {
   // Row 6 first, so that the baseline is a process with no pinned thread yet.
   const s6 = yield* guard("6", "RSS per pinned thread", 180, rssSection)
   const s1 = yield* guard("1", "latency, net set", perRow, latencySection("1", ["net"], "doraw_net_restore", 1.0, true))
+  const s1b = yield* guard("1b", "latency, alternating sets", perRow, alternatingSection)
   const s3 = yield* guard("3", "latency, net+uts set", perRow, latencySection("3", ["net", "uts"], "do_net_uts_restore"))
   const s2 = yield* guard("2", "latency, restore: false", perRow, dropSection)
   const s4 = yield* guard("4", "throughput", perRow * PARALLELISM.length, throughputSection)
@@ -675,7 +691,7 @@ const program = Effect.gen(function*() {
       s8.push(yield* guard(callers === 1 ? "8a" : "8b", `sustained use, ${callers} caller(s)`, config.sustainedSeconds + 120, sustainedSection(callers)))
     }
   }
-  return [s1, s2, s3, s4, s5, s6, s7, ...s8]
+  return [s1, s1b, s2, s3, s4, s5, s6, s7, ...s8]
 })
 
 const sections = await Effect.runPromise(program)

@@ -44,6 +44,9 @@ const c = lazily({
   unshare: () => lib.func("int unshare(int flags)"),
   setns: () => lib.func("int setns(int fd, int nstype)"),
   open: () => lib.func("int open(const char *path, int flags)"),
+  openat: () => lib.func("int openat(int dirfd, const char *path, int flags)"),
+  fstatat: () => lib.func("int fstatat(int dirfd, const char *path, _Out_ uint8_t *buf, int flags)"),
+  readlinkat: () => lib.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)"),
   close: () => lib.func("int close(int fd)"),
   fcntl: () => lib.func("int fcntl(int fd, int cmd, int arg)"),
   ioctl: () => lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
@@ -144,6 +147,33 @@ export const setns = (fd: number, nstype: number): void => {
 
 /** `open(path, O_RDONLY | O_CLOEXEC | extra)`. */
 export const open = (path: string, extra = 0): number => check("open", c.open(path, O_RDONLY | O_CLOEXEC | extra))
+
+/** `openat(2)` relative to the directory `dirfd`, close-on-exec. */
+export const openAt = (dirfd: number, path: string, extra = 0): number =>
+  check("openat", c.openat(dirfd, path, O_RDONLY | O_CLOEXEC | extra))
+
+const statBuffer = Buffer.alloc(256)
+
+/**
+ * The device and inode of `path` relative to the directory `dirfd` (`fstatat(2)`): st_dev and
+ * st_ino are the first two 64-bit fields of `struct stat` on x86_64 and arm64 alike.
+ */
+export const identityAt = (dirfd: number, path: string): { readonly dev: number; readonly ino: number } => {
+  check("fstatat", c.fstatat(dirfd, path, statBuffer, 0))
+  return {
+    dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
+    ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
+  }
+}
+
+const linkBuffer = Buffer.alloc(4096)
+
+/** The target of the symbolic link `path` relative to the directory `dirfd` (`readlinkat(2)`). */
+export const readlinkAt = (dirfd: number, path: string): string => {
+  const length = Number(c.readlinkat(dirfd, path, linkBuffer, linkBuffer.length))
+  if (length < 0) throw new SyscallFailure("readlinkat", koffi.errno())
+  return linkBuffer.toString("utf8", 0, length)
+}
 
 export const close = (fd: number): void => {
   check("close", c.close(fd))

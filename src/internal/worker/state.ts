@@ -21,25 +21,38 @@ import type { Identity, Member, Ready, SetRef, WireError } from "../protocol.ts"
 
 libc.unshare(libc.CLONE_FS)
 const cwdFd = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+/**
+ * This thread's own `/proc/.../task/TID/ns` directory, opened once from the host's `/proc`. Every
+ * later look at the thread's namespaces goes through it: a set's mount namespace may have a `/proc`
+ * of its own (of another pid namespace) where `/proc/thread-self` is not this thread, and one
+ * `fstatat` relative to an open directory is also the cheapest way to ask the kernel.
+ */
+const taskDirFd = libc.open("/proc/thread-self", libc.O_PATH | libc.O_DIRECTORY)
+const nsDirFd = libc.openAt(taskDirFd, "ns", libc.O_PATH | libc.O_DIRECTORY)
 
-export const nsPath = (kind: NamespaceKind) => `/proc/thread-self/ns/${childrenFile[kind]}`
+/** The file of `kind` in the thread's ns directory (for pid and time: the children's). */
+export const nsFile = (kind: NamespaceKind) => childrenFile[kind]
+/** Opens the thread's namespace of `kind`. */
+export const openOwn = (kind: NamespaceKind): number => libc.openAt(nsDirFd, nsFile(kind))
+/** The kernel's name of the thread's namespace of `kind` (`"net:[4026531840]"`). */
+export const ownId = (kind: NamespaceKind): string => libc.readlinkAt(nsDirFd, nsFile(kind))
 
 const identityOf = (stats: fs.Stats): Identity => ({ dev: stats.dev, ino: stats.ino })
-export const currentIdentity = (kind: NamespaceKind): Identity => identityOf(fs.statSync(nsPath(kind)))
+export const currentIdentity = (kind: NamespaceKind): Identity => libc.identityAt(nsDirFd, nsFile(kind))
 const sameIdentity = (a: Identity, b: Identity) => a.dev === b.dev && a.ino === b.ino
 
 const baselineFd = {} as Record<NamespaceKind, number>
 const baseline = {} as Record<NamespaceKind, Identity>
 for (const kind of all) {
-  baselineFd[kind] = libc.open(nsPath(kind))
+  baselineFd[kind] = openOwn(kind)
   baseline[kind] = identityOf(fs.fstatSync(baselineFd[kind]))
 }
-const baselineCwd = fs.readlinkSync("/proc/thread-self/cwd")
-const baselineRoot = fs.readlinkSync("/proc/thread-self/root")
+const baselineCwd = libc.readlinkAt(taskDirFd, "cwd")
+const baselineRoot = libc.readlinkAt(taskDirFd, "root")
 
 export const tid = libc.gettid()
 
-export const ready: Ready = { tid, baseline, fds: [cwdFd, ...Object.values(baselineFd)] }
+export const ready: Ready = { tid, baseline, fds: [cwdFd, taskDirFd, nsDirFd, ...Object.values(baselineFd)] }
 
 /** The key of the set the thread is inside; 0 is the baseline. */
 export const BASELINE = 0
@@ -165,8 +178,8 @@ export const leave = (): void => {
     if (!sameIdentity(currentIdentity(kind), baseline[kind])) markUnclean(`${kind} is not back at the baseline`)
   }
   if (checkFs) {
-    if (fs.readlinkSync("/proc/thread-self/cwd") !== baselineCwd) markUnclean("the working directory is not back")
-    if (fs.readlinkSync("/proc/thread-self/root") !== baselineRoot) markUnclean("the root directory is not back")
+    if (libc.readlinkAt(taskDirFd, "cwd") !== baselineCwd) markUnclean("the working directory is not back")
+    if (libc.readlinkAt(taskDirFd, "root") !== baselineRoot) markUnclean("the root directory is not back")
   }
   joined = new Map()
   touched = new Set()

@@ -20,11 +20,11 @@ import * as state from "./state.ts"
 const onlyKind = (kinds: ReadonlyArray<NamespaceKind>) => kinds.length === 1 ? { kind: kinds[0]! } : {}
 
 /** Opens the namespace of each kind at `pathOf(kind)`: all of them, or none (and throws). */
-const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, pathOf: (kind: NamespaceKind) => string) => {
+const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, openKind: (kind: NamespaceKind) => number) => {
   const members: Array<Member> = []
   try {
     for (const kind of kinds) {
-      const fd = libc.open(pathOf(kind))
+      const fd = openKind(kind)
       const stats = fs.fstatSync(fd)
       members.push({ kind, fd, dev: stats.dev, ino: stats.ino })
     }
@@ -52,7 +52,7 @@ const unshare = (args: Operations["unshare"]["args"]): Operations["unshare"]["re
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
-  return { members: openMembers(operation, args.kinds, state.nsPath) }
+  return { members: openMembers(operation, args.kinds, state.openOwn) }
 }
 
 const mapText = (map: ReadonlyArray<IdMapping>) =>
@@ -97,7 +97,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
   if (args.gidMap !== undefined) write("gid_map", mapText(args.gidMap))
   let members: Array<Member>
   try {
-    members = openMembers(operation, args.kinds, (kind) => `/proc/${pid}/ns/${kind}`)
+    members = openMembers(operation, args.kinds, (kind) => libc.open(`/proc/${pid}/ns/${kind}`))
   } catch (error) {
     libc.killAndReap(child)
     throw error
@@ -125,7 +125,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
 const identify = (): Operations["identify"]["result"] => {
   const namespaces = {} as Record<NamespaceKind, { kind: NamespaceKind; id: string; dev: number; ino: number }>
   for (const kind of all) {
-    namespaces[kind] = { kind, id: fs.readlinkSync(state.nsPath(kind)), ...state.currentIdentity(kind) }
+    namespaces[kind] = { kind, id: state.ownId(kind), ...state.currentIdentity(kind) }
   }
   return { tid: state.tid, namespaces }
 }
