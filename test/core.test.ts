@@ -3,11 +3,12 @@
  * trips, and every answer still comes from inside its own set; a thread that stays inside a set
  * between requests is back at its baseline once idle.
  */
+import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, mainTask } from "./helpers.ts"
+import { allChildren, eventually, fixtures, foreignNamespaceFds, mainTask } from "./helpers.ts"
 
 const kinds = ["net", "uts", "ipc"] as const
 
@@ -112,4 +113,128 @@ layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("p
         assert.strictEqual((yield* PinnedThreads.stats).dropped, before.dropped)
       }))
   })
+})
+
+/** The kernel's wait channel of thread `tid` of this process. */
+const wchan = (tid: number) => {
+  try {
+    return fs.readFileSync(`/proc/self/task/${tid}/wchan`, "utf8")
+  } catch {
+    return ""
+  }
+}
+
+describe("pinned-thread core under faults", () => {
+  /** Runs `effect` with a pinned-thread layer of its own. */
+  const withThreads = (options: PinnedThreads.Options) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, PinnedThreads.layer(options))
+
+  it.live("a caller that gives up after its request was sent keeps the set's fds until the thread has answered", () =>
+    Effect.gen(function*() {
+      const fifo = `/dev/shm/gonso-core-fifo-${process.pid}`
+      fs.rmSync(fifo, { force: true })
+      execFileSync("mkfifo", [fifo])
+      // Two processes, each in a UTS namespace of its own, named aaa and bbb.
+      const holders = ["aaa", "bbb"].map((name) =>
+        spawn("unshare", ["--uts", "sh", "-c", `hostname ${name}; exec sleep 60`], { stdio: "ignore" })
+      )
+      try {
+        yield* Effect.promise(() => eventually(() => holders.every((h) => fs.readlinkSync(`/proc/${h.pid}/ns/uts`) !== fs.readlinkSync("/proc/self/ns/uts"))))
+        const host = yield* NamespaceSet.current(["uts"])
+        const tid = yield* NamespaceSet.run(host, Task.tid)
+        // The one thread blocks, opening the fifo, with the victim's request queued behind it.
+        const blocker = yield* Effect.forkChild(NamespaceSet.run(host, Task.writeFile(fifo, "x")))
+        assert.isTrue(yield* Effect.promise(() => eventually(() => wchan(tid).includes("partner") || wchan(tid).includes("fifo"))), "the thread is blocked on the fifo")
+        const scopeA = yield* Scope.make()
+        const setA = yield* Scope.provide(scopeA)(NamespaceSet.fromFiles({ uts: `/proc/${holders[0]!.pid}/ns/uts` }))
+        const victim = yield* Effect.forkChild(NamespaceSet.run(setA, Task.setHostname("WRONG")))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(victim)
+        yield* Scope.close(scopeA, Exit.void)
+        // Were A's fd closed now, B would get its number, and the thread would join B for A.
+        const setB = yield* NamespaceSet.fromFiles({ uts: `/proc/${holders[1]!.pid}/ns/uts` })
+        const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+        yield* Fiber.join(blocker)
+        fs.closeSync(reader)
+        assert.strictEqual(yield* NamespaceSet.run(setB, Task.hostname), "bbb")
+        assert.strictEqual(execFileSync("nsenter", ["-t", String(holders[1]!.pid), "-u", "hostname"], { encoding: "utf8" }).trim(), "bbb")
+      } finally {
+        for (const holder of holders) holder.kill("SIGKILL")
+        fs.rmSync(fifo, { force: true })
+      }
+    }).pipe(Effect.scoped, withThreads({ min: 1, max: 1 })))
+
+  it.live("requests that fit alone but not together go in several round trips; answers too large together fail typed, alone", () =>
+    Effect.gen(function*() {
+      const big = "x".repeat(1.2 * 2 ** 20)
+      const file = `/dev/shm/gonso-core-big-${process.pid}`
+      fs.writeFileSync(file, big)
+      try {
+        const set = yield* NamespaceSet.unshareCurrent(["uts"])
+        const tid = yield* NamespaceSet.run(set, Task.tid)
+        const writes = yield* Effect.forEach(Array.from({ length: 60 }, () => 0), () => Effect.exit(NamespaceSet.run(set, Task.writeFile("/dev/null", big))), { concurrency: "unbounded" })
+        assert.isTrue(writes.every(Exit.isSuccess), "every write crossed")
+        const reads = yield* Effect.forEach(Array.from({ length: 60 }, () => 0), () => Effect.exit(NamespaceSet.run(set, Task.readFile(file))), { concurrency: "unbounded" })
+        for (const read of reads) {
+          if (Exit.isSuccess(read)) assert.strictEqual(read.value.length, big.length)
+          else assert.strictEqual(Option.getOrUndefined(Exit.findErrorOption(read))?._tag, "PayloadTooLarge")
+        }
+        assert.strictEqual(yield* NamespaceSet.run(set, Task.tid), tid, "the same thread served throughout")
+      } finally {
+        fs.rmSync(file, { force: true })
+      }
+    }).pipe(Effect.scoped, withThreads({ min: 1, max: 1 })))
+
+  it.live("waiting for a thread of one's own can time out, and is not starved by a stream of shared runs", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.current(["uts"])
+      const started = `/dev/shm/gonso-core-lease-${process.pid}`
+      const holder = yield* Effect.forkChild(NamespaceSet.run(set, Task.module(fixtures, "signalThenBlock", { path: started, ms: 3_000 })))
+      assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(started))))
+      fs.rmSync(started)
+      const began = Date.now()
+      const waited = yield* NamespaceSet.run(set, Task.module(fixtures, "echo", 1)).pipe(Effect.timeoutOption("100 millis"))
+      assert.isTrue(Option.isNone(waited))
+      assert.isBelow(Date.now() - began, 2_000, "the wait ended with its timeout, not with the other lease")
+      yield* Fiber.join(holder)
+      // Sixteen callers keep the only thread busy; a lease still gets it.
+      let stop = false
+      const stream = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 16 }, () => 0), () =>
+        Effect.whileLoop({ while: () => !stop, body: () => NamespaceSet.run(set, Task.tid), step: () => {} }), { concurrency: "unbounded" }))
+      const leased = yield* NamespaceSet.run(set, Task.module<number, { input: number }>(fixtures, "echo", 7)).pipe(Effect.timeoutOption("10 seconds"))
+      stop = true
+      yield* Fiber.join(stream)
+      assert.strictEqual(Option.getOrUndefined(leased)?.input, 7)
+    }).pipe(Effect.scoped, withThreads({ min: 1, max: 1 })))
+
+  it.live("closing the layer with every kind of operation in flight leaves no child, zombie or namespace fd behind", () =>
+    Effect.gen(function*() {
+      const fdsBefore = foreignNamespaceFds("net").length + foreignNamespaceFds("uts").length
+      const childrenBefore = allChildren()
+      const layerScope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(PinnedThreads.layer({ min: 1, max: 4 }), layerScope)
+      const sets = yield* Effect.provideContext(Effect.all([NamespaceSet.unshareCurrent(["net"]), NamespaceSet.unshareCurrent(["net", "uts"])]), context)
+      const operations: ReadonlyArray<(set: NamespaceSet.NamespaceSet) => Effect.Effect<unknown, unknown, PinnedThreads.PinnedThreads>> = [
+        (set) => NamespaceSet.run(set, Task.identify),
+        (set) => NamespaceSet.run(set, Task.exec("sleep", ["0.2"])),
+        (set) => Effect.scoped(Effect.flatMap(NamespaceSet.spawn(set, "sleep", ["3"]), (child) => child.exit)),
+        (set) => Effect.scoped(Effect.flatMap(NamespaceSet.enter(set), (inside) => inside.run(Task.identify))),
+        (set) => Effect.scoped(NamespaceSet.unshare(set, ["uts"]))
+      ]
+      const fibers = []
+      for (let i = 0; i < 100; i++) {
+        fibers.push(yield* Effect.forkDetach(Effect.provideContext(operations[i % operations.length]!(sets[i % 2]!), context)))
+      }
+      yield* Effect.sleep("20 millis")
+      yield* Scope.close(layerScope, Exit.void)
+      for (const fiber of fibers) {
+        const exit = yield* Fiber.await(fiber).pipe(Effect.timeoutOption("10 seconds"))
+        assert.isTrue(Option.isSome(exit), "every caller got an answer")
+        const value = Option.getOrUndefined(exit)!
+        if (Exit.isFailure(value)) assert.isFalse(Exit.hasDies(value), String(value))
+      }
+      assert.isTrue(yield* Effect.promise(() => eventually(() => allChildren().length === childrenBefore.length, 5_000)), `children left: ${allChildren()}`)
+      // The two sets are still open in this scope: two net fds and one uts fd beyond what was there.
+      assert.strictEqual(foreignNamespaceFds("net").length + foreignNamespaceFds("uts").length, fdsBefore + 3)
+    }).pipe(Effect.scoped))
 })

@@ -109,6 +109,10 @@ export const encode = (message: unknown, format: Format): Buffer | string => {
   return encoded
 }
 
+/** The bytes `message` takes encoded in `format`; throws what serializing throws. */
+export const encodedSize = (message: unknown, format: Format): number =>
+  format === V8_FORMAT ? v8.serialize(message).length : Buffer.byteLength(JSON.stringify(message))
+
 /** Throws {@link TooLarge} for JSON text too large for a slot. */
 export const checked = (json: string): string => {
   if (json.length * 3 > MAX_BYTES) {
@@ -151,10 +155,13 @@ export const isCancelled = (channel: Channel): boolean => Atomics.load(channel.c
  * the thread checks the flag before each wait on a state, so a thread that finishes its task and
  * parks again cannot miss it.
  */
-export const cancel = (channel: Channel): void => {
+export const cancel = (channel: Channel, busy: ReadonlyArray<Slot> = []): void => {
   Atomics.store(channel.control, CANCEL, 1)
   for (const slot of channel.slots) {
-    Atomics.store(slot.control, slot.base + STATE, CANCELLED)
+    // A slot whose request is being served, or whose answer is written, keeps its state: the
+    // answer is still to be read. The thread checks the flag before it waits again.
+    const state = Atomics.load(slot.control, slot.base + STATE)
+    if (!busy.includes(slot) || state === 0) Atomics.store(slot.control, slot.base + STATE, CANCELLED)
     Atomics.notify(slot.control, slot.base + STATE)
   }
 }

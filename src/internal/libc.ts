@@ -166,6 +166,17 @@ export const identityAt = (dirfd: number, path: string): { readonly dev: number;
   }
 }
 
+const AT_EMPTY_PATH = 0x1000
+
+/** The device and inode of the file `fd` refers to. */
+export const identityOfFd = (fd: number): { readonly dev: number; readonly ino: number } => {
+  check("fstatat", c.fstatat(fd, "", statBuffer, AT_EMPTY_PATH))
+  return {
+    dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
+    ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
+  }
+}
+
 const linkBuffer = Buffer.alloc(4096)
 
 /** The target of the symbolic link `path` relative to the directory `dirfd` (`readlinkat(2)`). */

@@ -326,23 +326,22 @@ const runShared = <A, E>(
       self.unhold()
       return resume(Effect.fail(new UserNamespaceNotEnterable({ operation })))
     }
-    let held = true
-    const release = () => {
-      if (!held) return
-      held = false
-      self.unhold()
-    }
+    let interrupted = false
     const request = { operation, set: self.ref(), task }
     const json = `{"operation":${JSON.stringify(operation)},"set":${self.refJson()},"task":${encodeTask(task)}}`
     const cancel = pool.post(request, self.key, json, (result) => {
-      release()
+      // The set is held until the thread has answered, even for a caller that gave up: until
+      // then the thread may still join the set's fds, which must not be closed and reused.
+      self.unhold()
+      if (interrupted) return
       if ("_tag" in result) return resume(Effect.fail(result as E | EnterError))
       const outcome = result.outcome
       resume(outcome.ok ? Effect.succeed(outcome.value as A) : Effect.fail(fromWire(outcome.error) as E))
     })
     return Effect.sync(() => {
-      cancel()
-      release()
+      interrupted = true
+      // Never sent: nothing will answer, so the set is let go now.
+      if (cancel()) self.unhold()
     })
   })
 

@@ -127,6 +127,10 @@ interface Pending {
   readonly key: number
   readonly settle: Settle
   abandoned: boolean
+  /** From a lease holder: it belongs to its thread and is never sent to another. */
+  readonly leased?: boolean
+  /** The thread whose queue it is in, if any. */
+  queuedOn?: PinnedThread | undefined
 }
 
 /** `batch` ordered by set, `first` first, keeping each set's requests in their order. */
@@ -179,12 +183,12 @@ export class PinnedThread {
       if (!this.leased) void this.pool.drop(this, notice.reason)
     })
     worker.on("exit", (code) => {
-      // An answer written just before the thread exited is still due to its caller.
-      this.receive()
       this.exited = true
       channel.wake(this.channel)
-      this.failAll(`the thread exited with code ${code}`)
-      this.pool.drop(this, `the thread exited (code ${code})`)
+      // Out of the pool first, so that a caller resumed by what follows finds it gone; stopping
+      // the thread then hands out the answers it wrote, and fails or re-routes the rest.
+      this.dropReason ??= `the thread exited (code ${code})`
+      void this.pool.drop(this, this.dropReason)
     })
   }
 
@@ -200,6 +204,7 @@ export class PinnedThread {
   }
 
   enqueue(pending: Pending): void {
+    pending.queuedOn = this
     this.queue.push(pending)
     // While answers are handed out, the callers they resume queue their next requests here; they
     // go out together once every caller of the batch has had its turn.
@@ -217,15 +222,37 @@ export class PinnedThread {
     return true
   }
 
+  /**
+   * Settles what can no longer be answered here: requests in flight fail (the thread may have run
+   * them in part); requests never sent go to another thread, or fail if they belong to a lease.
+   */
   private failAll(reason: string): void {
-    const pending = [...this.inFlight.flatMap((each) => each.batch), ...this.queue]
+    const failure = new ThreadFailure({ reason, tid: this.tid })
+    const inFlight = this.inFlight.flatMap((each) => each.batch)
     if (this.inFlight.length > 0) this.pool.inFlight -= this.inFlight.length
     this.inFlight = []
+    const unsent = this.queue
     this.queue = []
-    for (const each of pending) each.settle(new ThreadFailure({ reason, tid: this.tid }))
+    for (const each of inFlight) each.settle(failure)
+    for (const each of unsent) {
+      if (each.leased === true) each.settle(failure)
+      else this.pool.reroute(each)
+    }
   }
 
-  /** Sends the queue as one batch. */
+  /** Hands out the answers the thread has written, oldest first, up to the first not written. */
+  private collect(): void {
+    for (;;) {
+      const oldest = this.inFlight[0]
+      if (oldest === undefined || channel.state(oldest.slot) !== channel.RESPONSE) return
+      this.inFlight.shift()
+      this.pool.inFlight--
+      const responses = channel.read(oldest.slot) as ReadonlyArray<Response>
+      oldest.batch.forEach((pending, i) => pending.settle(responses[i]!))
+    }
+  }
+
+  /** Sends the queue as one batch, as large as fits a slot. */
   private send(): void {
     if (this.exited || this.gone) return this.failAll(this.dropReason ?? "the thread is gone")
     let batch = this.queue.splice(0, BATCH_MAX)
@@ -234,36 +261,44 @@ export class PinnedThread {
     // the thread's current set first, spares the thread a leave and a join per change of set.
     if (batch.length > 2) batch = groupBySet(batch, this.lastKey)
     const format = batch.some((pending) => pending.request.task?.op === "module") ? channel.V8_FORMAT : channel.JSON_FORMAT
-    let encoded: Buffer | string
-    try {
-      encoded = format === channel.JSON_FORMAT
-        ? channel.checked(`[${batch.map((pending) => pending.json ?? JSON.stringify(pending.request)).join(",")}]`)
-        : channel.encode(batch.map((pending) => pending.request), format)
-    } catch {
-      // One of the requests cannot cross (it cannot be cloned, or is too large): it fails alone.
-      batch = batch.filter((pending) => {
-        try {
-          channel.encode(pending.request, format)
-          return true
-        } catch (error) {
-          pending.settle(
-            error instanceof channel.TooLarge
-              ? new PayloadTooLarge({ bytes: error.bytes, limit: channel.limit })
-              : new InvalidOptions({
-                operation: pending.request.operation,
-                reason: `the task's input cannot be sent to a pinned thread: ${(error as Error)?.message ?? String(error)}`
-              })
-          )
-          return false
-        }
-      })
-      if (batch.length === 0) return this.send()
-      encoded = channel.encode(batch.map((pending) => pending.request), format)
+    const sent: Array<Pending> = []
+    const parts: Array<string | Buffer> = []
+    let bytes = 2
+    for (let i = 0; i < batch.length; i++) {
+      const pending = batch[i]!
+      let part: string | Buffer
+      try {
+        part = format === channel.JSON_FORMAT
+          ? channel.checked(pending.json ?? JSON.stringify(pending.request))
+          : channel.encode([pending.request], format)
+      } catch (error) {
+        // This request cannot cross (it cannot be cloned, or is too large): it fails alone.
+        pending.settle(
+          error instanceof channel.TooLarge
+            ? new PayloadTooLarge({ bytes: error.bytes, limit: channel.limit })
+            : new InvalidOptions({
+              operation: pending.request.operation,
+              reason: `the task's input cannot be sent to a pinned thread: ${(error as Error)?.message ?? String(error)}`
+            })
+        )
+        continue
+      }
+      const size = typeof part === "string" ? (part.length < channel.limit / 3 ? part.length * 3 : Buffer.byteLength(part)) + 1 : part.length
+      if (sent.length > 0 && bytes + size > channel.limit) {
+        // The rest goes in the next batch.
+        this.queue.unshift(...batch.slice(i))
+        break
+      }
+      bytes += size
+      sent.push(pending)
+      parts.push(part)
     }
+    if (sent.length === 0) return this.send()
+    const encoded = format === channel.JSON_FORMAT ? `[${parts.join(",")}]` : parts[0]!
     const slot = this.channel.slots[this.next]
     this.next = this.next === 0 ? 1 : 0
-    this.inFlight.push({ batch, slot })
-    this.lastKey = batch[batch.length - 1]!.key
+    this.inFlight.push({ batch: sent, slot })
+    this.lastKey = sent[sent.length - 1]!.key
     this.pool.inFlight++
     channel.publish(slot, encoded, channel.REQUEST)
     this.watch()
@@ -324,7 +359,8 @@ export class PinnedThread {
     } finally {
       this.settling = false
     }
-    if (!this.usable) return this.failAll(this.dropReason ?? "the thread is gone")
+    // A thread out of service is stopped by the pool, which hands out what it still holds.
+    if (!this.usable) return
     if (this.queue.length > 0 && this.inFlight.length < 2) this.send()
     if (this.inFlight.length > 0) this.watch()
     else if (this.load === 0) this.pool.idle(this)
@@ -343,7 +379,15 @@ export class PinnedThread {
   private stopped: Promise<void> | undefined
 
   private async stop(): Promise<void> {
-    this.failAll(this.dropReason ?? "the thread was stopped")
+    // Answers already written go to their callers (they may carry fds or pids the callers must
+    // own); requests not sent go elsewhere.
+    this.collect()
+    const unsent = this.queue
+    this.queue = []
+    for (const each of unsent) {
+      if (each.leased === true) each.settle(new ThreadFailure({ reason: this.dropReason ?? "the thread was stopped", tid: this.tid }))
+      else this.pool.reroute(each)
+    }
     if (!this.exited) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CANCEL_GRACE_MS)
@@ -357,10 +401,14 @@ export class PinnedThread {
           clearTimeout(timer)
           resolve()
         })
-        channel.cancel(this.channel)
+        // A batch the thread is serving is finished before it hears the cancel (library tasks
+        // are short and synchronous), so its answers are written and collected below.
+        channel.cancel(this.channel, this.inFlight.map((each) => each.slot))
       })
       await this.worker.terminate()
     }
+    this.collect()
+    this.failAll(this.dropReason ?? "the thread was stopped")
     for (const fd of this.fds) libc.close(fd)
     // The Worker's exit is reported once its thread is joined, but a joined thread can still be
     // listed in `/proc/self/task` for a moment while it finishes exiting; after shutdown, callers
@@ -449,40 +497,42 @@ export class ThreadPool {
   // Shared requests
   // -------------------------------------------------------------------------------------------
 
-  /** Sends `request` on a shared thread and waits for its answer. */
-  submit(request: Request, key: number): Effect.Effect<Response, CallError> {
-    return Effect.callback<Response, CallError>((resume) => {
-      const cancel = this.post(request, key, undefined, (result) =>
-        resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result)))
-      return Effect.sync(cancel)
-    })
-  }
-
   /**
-   * {@link submit} without an Effect around it, for callers that build their own: `settle` is
-   * called once with the answer (never after the returned cancel function has run).
+   * Sends `request` on a shared thread. `settle` is called exactly once with the answer, unless the
+   * returned function, called when the caller gives up, returns true: then the request was still
+   * waiting to be sent, and never will be. Once sent, a request completes on its thread and is
+   * still settled, so that whatever the caller held for it (the set's fds) is let go only then.
    */
-  post(request: Request, key: number, json: string | undefined, settle: Settle): () => void {
-    let thread: PinnedThread | undefined
+  post(request: Request, key: number, json: string | undefined, settle: Settle): () => boolean {
+    let settled = false
     const pending: Pending = {
       request,
       json,
       key,
       abandoned: false,
       settle: (result) => {
-        if (pending.abandoned) return
-        pending.abandoned = true
+        if (settled) return
+        settled = true
         settle(result)
       }
     }
-    thread = this.route(pending)
+    this.route(pending)
     return () => {
-      if (pending.abandoned) return
+      if (settled || pending.abandoned) return false
       pending.abandoned = true
-      // Not sent yet: it never will be. Sent: it completes on the thread, unread.
-      if (thread === undefined) this.waitingShared = this.waitingShared.filter((each) => each !== pending)
-      else thread.unqueue(pending)
+      const thread = pending.queuedOn
+      if (thread === undefined) {
+        const before = this.waitingShared.length
+        this.waitingShared = this.waitingShared.filter((each) => each !== pending)
+        return this.waitingShared.length < before
+      }
+      return thread.unqueue(pending)
     }
+  }
+
+  /** Sends a request that a thread going out of service never sent to another thread. */
+  reroute(pending: Pending): void {
+    if (!pending.abandoned) this.route(pending)
   }
 
   private route(pending: Pending): PinnedThread | undefined {
@@ -492,6 +542,7 @@ export class ThreadPool {
     }
     const thread = this.choose(pending.key)
     if (thread === undefined) {
+      pending.queuedOn = undefined
       this.waitingShared.push(pending)
       if (this.starting === 0) this.grow()
       return undefined
@@ -526,7 +577,9 @@ export class ThreadPool {
    * thread returns to the pool, or is dropped (see the module's drop rule).
    */
   readonly lease: Effect.Effect<PinnedThread, ThreadFailure, Scope.Scope> = Effect.acquireRelease(
-    Effect.callback<PinnedThread, ThreadFailure>((resume) => {
+    // Waiting for a thread can be interrupted (a timeout, a race); a thread granted after the
+    // waiter gave up goes straight back.
+    Effect.interruptible(Effect.callback<PinnedThread, ThreadFailure>((resume) => {
       let done = false
       const waiter: LeaseWaiter = {
         grant: (result) => {
@@ -545,7 +598,7 @@ export class ThreadPool {
         done = true
         this.waitingLeases = this.waitingLeases.filter((each) => each !== waiter)
       })
-    }),
+    })),
     (thread, exit) => Effect.promise(() => this.release(thread, exit))
   )
 
@@ -563,13 +616,14 @@ export class ThreadPool {
     this.waitingLeases.push(waiter)
     if (this.threads.size + this.starting < this.limits.max) return this.start()
     // At the limit: the least loaded shared thread takes no new shared work and is handed over
-    // once what it has is done, unless another thread frees up first.
-    if (busiest !== undefined && this.sharedCount() > 1) busiest.reserved = true
+    // once what it has is done, unless another thread frees up first. Were it the only one,
+    // shared requests wait meanwhile: a lease must not starve behind a stream of them.
+    if (busiest !== undefined && this.reservedCount() < this.waitingLeases.length) busiest.reserved = true
   }
 
-  private sharedCount(): number {
+  private reservedCount(): number {
     let count = 0
-    for (const thread of this.threads) if (thread.usable && !thread.leased && !thread.reserved) count++
+    for (const thread of this.threads) if (thread.reserved) count++
     return count
   }
 
@@ -710,6 +764,7 @@ export class ThreadPool {
       const pending: Pending = {
         request,
         key: request.set?.key ?? thread.lastKey,
+        leased: true,
         abandoned: false,
         settle: (result) => {
           if (pending.abandoned) return

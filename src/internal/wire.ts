@@ -22,7 +22,8 @@ const WireErrorSchema = Schema.Union([
   Errors.CommandNotFound,
   Errors.ModuleTaskError,
   Errors.PayloadTooLarge,
-  Errors.ThreadFailure
+  Errors.ThreadFailure,
+  Errors.SetClosed
 ])
 
 const decode = Schema.decodeUnknownExit(WireErrorSchema)

@@ -88,27 +88,45 @@ const finish = (request: Request, outcome: Outcome): Response => {
 }
 
 /**
- * Publishes the responses. A module's result that cannot be cloned, or a batch too large for the
- * channel, becomes that request's typed failure; the thread itself stays usable.
+ * Publishes the responses. A module's result that cannot be cloned becomes that request's
+ * `ModuleTaskError` (`DataCloneError`); answers that do not fit the channel together become
+ * `PayloadTooLarge`, largest first, until the rest fit. The thread itself stays usable.
  */
-const respond = (slot: channel.Slot, responses: Array<Response>, format: channel.Format): void => {
+const respond = (slot: channel.Slot, requests: ReadonlyArray<Request>, responses: Array<Response>, format: channel.Format): void => {
   let encoded: Buffer | string
   try {
     encoded = channel.encode(responses, format)
-  } catch (error) {
-    const replaced = responses.map((response): Response => {
+  } catch {
+    const sizes = responses.map((response, i) => {
       try {
-        channel.encode(response, format)
-        return response
-      } catch (each) {
-        const outcome: Outcome = each instanceof channel.TooLarge
-          ? { ok: false, error: { _tag: "PayloadTooLarge", bytes: each.bytes, limit: channel.limit } }
-          : { ok: false, error: { _tag: "ModuleTaskError", url: "", exportName: "", name: "DataCloneError", error: String((each as Error)?.message ?? each) } }
-        return { ...response, outcome }
+        return channel.encodedSize(response, format)
+      } catch (error) {
+        const task = requests[i]?.task
+        const module = task?.op === "module" ? task.args : undefined
+        responses[i] = {
+          ...response,
+          outcome: {
+            ok: false,
+            error: {
+              _tag: "ModuleTaskError",
+              url: module?.url ?? "",
+              exportName: module?.exportName ?? "",
+              name: "DataCloneError",
+              error: String((error as Error)?.message ?? error)
+            }
+          }
+        }
+        return 256
       }
     })
-    void error
-    encoded = channel.encode(replaced, format)
+    let total = sizes.reduce((sum, size) => sum + size, 2)
+    const largestFirst = sizes.map((size, i) => [size, i] as const).sort((a, b) => b[0] - a[0])
+    for (const [size, i] of largestFirst) {
+      if (total <= channel.limit) break
+      responses[i] = { ...responses[i]!, outcome: { ok: false, error: { _tag: "PayloadTooLarge", bytes: size, limit: channel.limit } } }
+      total -= size - 256
+    }
+    encoded = channel.encode(responses, format)
   }
   channel.publish(slot, encoded, channel.RESPONSE)
 }
@@ -125,14 +143,14 @@ const serveBatch = (slot: channel.Slot): boolean => {
       // serving until it settles. Such tasks come alone: the thread is leased to them.
       void outcome.then((settled) => {
         responses.push(finish(request, settled))
-        respond(slot, responses, format)
+        respond(slot, requests, responses, format)
         setImmediate(serve)
       })
       return false
     }
     responses.push(finish(request, outcome))
   }
-  respond(slot, responses, format)
+  respond(slot, requests, responses, format)
   return true
 }
 

@@ -123,6 +123,15 @@ export const join = (operation: string, set: SetRef): void => {
     return
   }
   for (const member of pending) {
+    // The fd must still be the namespace the set holds: were it closed and its number reused, the
+    // thread would join whatever took the number.
+    let current: Identity | undefined
+    try {
+      current = libc.identityOfFd(member.fd)
+    } catch {
+      current = undefined
+    }
+    if (current === undefined || !sameIdentity(current, member)) throw { _tag: "SetClosed", operation } satisfies WireError
     try {
       libc.setns(member.fd, cloneFlag[member.kind])
     } catch (error) {
