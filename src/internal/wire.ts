@@ -22,7 +22,12 @@ const WireErrorSchema = Schema.Union([
   Errors.CommandNotFound,
   Errors.ModuleTaskError,
   Errors.PayloadTooLarge,
-  Errors.ThreadFailure
+  Errors.ThreadFailure,
+  Errors.LinkExists,
+  Errors.LinkNotFound,
+  Errors.NetworkPermissionDenied,
+  Errors.NetlinkError,
+  Errors.InvalidAddress
 ])
 
 const decode = Schema.decodeUnknownExit(WireErrorSchema)
