@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import * as path from "node:path"
 import { assert, describe, it as plainIt, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { NamespacedSocket, NamespaceSet, Network, PinnedThreads, Task } from "../src/index.ts"
 import { eventually, onHost, openFdCount } from "./helpers.ts"
 
@@ -141,6 +141,21 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         yield* Scope.close(scope, Exit.void)
         assert.deepStrictEqual((yield* ipJson(a, "link")).map((link) => link.ifname), ["lo"])
         assert.deepStrictEqual((yield* ipJson(b, "link")).map((link) => link.ifname), ["lo"])
+      }))
+
+    it.effect("a scoped pair interrupted while being made is either not made or deleted with its Scope", () =>
+      Effect.gen(function*() {
+        const a = yield* freshNet
+        const b = yield* freshNet
+        for (let i = 0; i < 12; i++) {
+          const scope = yield* Scope.make()
+          const fiber = yield* Effect.forkChild(Scope.provide(scope)(Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })))
+          if (i % 3 !== 0) yield* Effect.sleep(`${i % 3} millis`)
+          yield* Fiber.interrupt(fiber)
+          yield* Scope.close(scope, Exit.void)
+          assert.deepStrictEqual((yield* ipJson(a, "link")).map((link) => link.ifname), ["lo"])
+          assert.deepStrictEqual((yield* ipJson(b, "link")).map((link) => link.ifname), ["lo"])
+        }
       }))
 
     it.effect("moveTo puts a link into another set (renamed on the way); a scoped bridge whose set closed first is skipped", () =>
