@@ -2,39 +2,30 @@
  * Two hosts on one machine: two new network namespaces joined by a veth pair, an Effect HTTP server
  * in one and an Effect HTTP client in the other. Addresses are link-local (169.254.0.0/16) on the
  * veth only; the host's own interfaces and routes are never touched, and nothing of it is left when
- * the program ends. Run with `node examples/two-hosts.ts` as root.
+ * the program ends. The links, addresses and route are made in-process over rtnetlink (`Network`):
+ * no `ip` binary is needed. Run with `node examples/two-hosts.ts` as root.
  */
 import { Effect, Layer, Option } from "effect"
 import { HttpClient, HttpRouter, HttpServerResponse } from "effect/http"
-import { NamespacedHttpClient, NamespacedHttpServer, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { NamespacedHttpClient, NamespacedHttpServer, NamespaceSet, Network, PinnedThreads, Task } from "../src/index.ts"
 
 const SERVER = "169.254.77.1"
 const CLIENT = "169.254.77.2"
 
-/** Runs `ip ...` inside a set, failing with its stderr if it fails. */
-const ip = (set: NamespaceSet.NamespaceSet, ...args: Array<string>) =>
-  NamespaceSet.run(set, Task.exec("ip", args)).pipe(
-    Effect.flatMap((result) =>
-      result.exitCode === 0 ? Effect.succeed(result.stdout) : Effect.die(new Error(`ip ${args.join(" ")}: ${result.stderr}`))
-    )
-  )
-
 export const twoHosts = Effect.gen(function*() {
-  const server = yield* NamespaceSet.unshareCurrent(["net", "uts"])
-  const client = yield* NamespaceSet.unshareCurrent(["net", "uts"])
+  const server = yield* NamespaceSet.unshareCurrent(["net", "uts"], { loopback: "up" })
+  const client = yield* NamespaceSet.unshareCurrent(["net", "uts"], { loopback: "up" })
   yield* NamespaceSet.run(server, Task.setHostname("server"))
   yield* NamespaceSet.run(client, Task.setHostname("client"))
 
-  // A veth pair made inside the server's namespace, its peer moved straight into the client's
-  // (named by an fd of ours: iproute2 opens a path it is given).
-  const { net: clientNet } = yield* NamespaceSet.fds(client, ["net"])
-  yield* ip(server, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", `/proc/${process.pid}/fd/${clientNet}`)
-  yield* ip(server, "addr", "add", `${SERVER}/30`, "dev", "eth0")
-  yield* ip(client, "addr", "add", `${CLIENT}/30`, "dev", "eth0")
-  for (const set of [server, client]) {
-    yield* ip(set, "link", "set", "lo", "up")
-    yield* ip(set, "link", "set", "eth0", "up")
-  }
+  // A veth pair, one end made straight in each namespace, deleted when the Scope closes; then
+  // addresses, links up and a default route, each one rtnetlink exchange inside the set (no `ip`).
+  yield* Network.vethPair({ name: "eth0", in: server }, { name: "eth0", in: client })
+  yield* Network.addAddress(server, "eth0", `${SERVER}/30`)
+  yield* Network.addAddress(client, "eth0", `${CLIENT}/30`)
+  yield* Network.setUp(server, "eth0")
+  yield* Network.setUp(client, "eth0")
+  yield* Network.addRoute(client, { destination: "default", gateway: SERVER })
 
   // An Effect HTTP app, served inside the server's namespace.
   const app = HttpRouter.add("GET", "/", (request) =>
@@ -53,8 +44,9 @@ export const twoHosts = Effect.gen(function*() {
     Effect.flatMap((response) => response.text),
     Effect.provide(NamespacedHttpClient.layer(client))
   )
-  const links = yield* ip(client, "-brief", "addr", "show", "eth0")
-  return { response, links: links.trim().replace(/\s+/g, " ") }
+  const eth0 = yield* Network.link(client, "eth0")
+  const links = `${eth0.name} ${eth0.operstate} ${eth0.addresses.map((a) => `${a.address}/${a.prefix}`).join(" ")}`
+  return { response, links }
 }).pipe(Effect.scoped)
 
 if (import.meta.main) {

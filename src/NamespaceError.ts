@@ -298,6 +298,95 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
   }
 }
 
+/** What the kernel's rtnetlink answer says about a refused request (see `Network`). */
+const netlinkFields = {
+  /** The gonso operation, e.g. `"Network.addAddress"`. */
+  operation: Schema.String,
+  /** The link the request was about, by name. */
+  link: Schema.optionalKey(Schema.String),
+  /** The network namespace the request was made in, as the kernel names it (`"net:[4026532290]"`). */
+  netns: Schema.optionalKey(Schema.String),
+  /** The errno's name, e.g. `"EEXIST"`, and its number. */
+  errno: Schema.String,
+  code: Schema.Number,
+  /** The kernel's own explanation (its extended ack), when it gave one. */
+  kernelMessage: Schema.optionalKey(Schema.String)
+}
+
+const describeNetlink = (self: { link?: string | undefined; netns?: string | undefined; errno: string; kernelMessage?: string | undefined }) =>
+  `${self.netns === undefined ? "" : ` in ${self.netns}`} (${self.errno}${self.kernelMessage === undefined ? "" : `: ${self.kernelMessage}`})`
+
+/**
+ * A link of that name already exists in the network namespace (`EEXIST` creating a link).
+ *
+ * @since 0.1.0
+ */
+export class LinkExists extends Schema.TaggedError<LinkExists>()("LinkExists", netlinkFields) {
+  override get message(): string {
+    return `${this.operation}: a link named ${JSON.stringify(this.link ?? "?")} already exists${describeNetlink(this)}`
+  }
+}
+
+/**
+ * No link of that name (or index) in the network namespace (`ENODEV`).
+ *
+ * @since 0.1.0
+ */
+export class LinkNotFound extends Schema.TaggedError<LinkNotFound>()("LinkNotFound", netlinkFields) {
+  override get message(): string {
+    return `${this.operation}: no link named ${JSON.stringify(this.link ?? "?")}${describeNetlink(this)}`
+  }
+}
+
+/**
+ * The kernel refused a network change for lack of privilege (`EPERM`, `EACCES`): changing links,
+ * addresses and routes needs `CAP_NET_ADMIN` over the namespace.
+ *
+ * @since 0.1.0
+ */
+export class NetworkPermissionDenied extends Schema.TaggedError<NetworkPermissionDenied>()("NetworkPermissionDenied", netlinkFields) {
+  override get message(): string {
+    return `${this.operation}: not permitted${this.link === undefined ? "" : ` on link ${JSON.stringify(this.link)}`}${describeNetlink(this)}: CAP_NET_ADMIN over the namespace is needed`
+  }
+}
+
+/**
+ * Any other refusal of an rtnetlink request: an address or route that exists already (`EEXIST`)
+ * or does not (`EADDRNOTAVAIL`, `ESRCH`), an MTU out of range (`EINVAL`), a gateway not on any
+ * link (`ENETUNREACH`), a link that must be down first (`EBUSY`), ...
+ *
+ * @since 0.1.0
+ */
+export class NetlinkError extends Schema.TaggedError<NetlinkError>()("NetlinkError", netlinkFields) {
+  override get message(): string {
+    return `${this.operation}: the kernel refused${this.link === undefined ? "" : ` (link ${JSON.stringify(this.link)})`}${describeNetlink(this)}`
+  }
+}
+
+/**
+ * A string that is not an IP address with an optional prefix (`"10.0.0.1/24"`, `"fd00::1/64"`),
+ * found before anything is sent to the kernel.
+ *
+ * @since 0.1.0
+ */
+export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("InvalidAddress", {
+  operation: Schema.String,
+  address: Schema.String,
+  reason: Schema.String,
+  link: Schema.optionalKey(Schema.String)
+}) {
+  override get message(): string {
+    return `${this.operation}: ${JSON.stringify(this.address)} is not a valid address: ${this.reason}`
+  }
+}
+
+/**
+ * The errors of `Network`'s operations beyond joining the set.
+ *
+ * @since 0.1.0
+ */
+export type NetworkError = LinkExists | LinkNotFound | NetworkPermissionDenied | NetlinkError | InvalidAddress
+
 /**
  * The errors of joining a set on a pinned thread.
  *
@@ -337,6 +426,7 @@ export type NamespaceError =
   | CommandNotFound
   | ThreadFailure
   | PayloadTooLarge
+  | NetworkError
 
 function describeTarget(self: { kind?: string; path?: string; pid?: number; host?: string; port?: number }): string {
   const parts: Array<string> = []

@@ -30,12 +30,14 @@ import {
   type ThreadFailure,
   InvalidOptions,
   UnsupportedKind,
-  type PayloadTooLarge
+  type PayloadTooLarge,
+  type NetworkError
 } from "./NamespaceError.ts"
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
 import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
+import { upLoopback } from "./internal/netlink/request.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
 import {
@@ -754,9 +756,11 @@ export interface UnshareOptions {
    * a single-threaded process can write the offsets of a time namespace it made.
    */
   readonly timeOffsets?: { readonly monotonic?: number | undefined; readonly boottime?: number | undefined } | undefined
+  /** For a new network namespace: `"up"` brings its `lo` up as part of making it (see `Network`). */
+  readonly loopback?: "up" | undefined
 }
 
-type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions | CommandNotFound
+type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions | CommandNotFound | NetworkError | KindNotInSet
 
 const validMap = (name: string, map: ReadonlyArray<IdMapping> | undefined): string | undefined => {
   if (map === undefined) return undefined
@@ -833,7 +837,7 @@ export const unshare: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
-    options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options)
+    upLoopback(kinds, options, options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options))
 )
 
 const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>

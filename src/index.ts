@@ -24,3 +24,5 @@ export * as NamespacedHttpServer from "./NamespacedHttpServer.ts"
 export * as NamespacedHttpClient from "./NamespacedHttpClient.ts"
 /** @since 0.1.0 */
 export * as NamespacedProcess from "./NamespacedProcess.ts"
+/** @since 0.1.0 */
+export * as Network from "./Network.ts"

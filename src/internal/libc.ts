@@ -517,3 +517,80 @@ const PR_SET_DUMPABLE = 4
 export const setDumpable = (): void => {
   check("prctl", c.prctl(PR_SET_DUMPABLE, 1))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Netlink (rtnetlink): see `netlink/exchange.ts`
+// ---------------------------------------------------------------------------------------------
+
+const AF_NETLINK = 16
+const SOCK_RAW = 3
+const NETLINK_ROUTE = 0
+const SOL_NETLINK = 270
+const NETLINK_CAP_ACK = 10
+const NETLINK_EXT_ACK = 11
+const POLLIN = 1
+const MSG_PEEK = 2
+const MSG_TRUNC = 0x20
+const MSG_DONTWAIT = 0x40
+
+const nl = lazily({
+  send: () => lib.func("long send(int fd, const uint8_t *buf, size_t len, int flags)"),
+  recv: () => lib.func("long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
+  poll: () => lib.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)"),
+  ifNameToIndex: () => lib.func("unsigned int if_nametoindex(const char *name)")
+})
+
+/**
+ * A `NETLINK_ROUTE` socket in the calling thread's network namespace (for life, like every
+ * socket), non-blocking and close-on-exec, asking the kernel for extended acks (its own error
+ * message) and for acks without a copy of the request. Kernels without those options still work.
+ */
+export const netlinkSocket = (): number => {
+  const fd = check("socket", c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE))
+  for (const option of [NETLINK_EXT_ACK, NETLINK_CAP_ACK]) c.setsockopt(fd, SOL_NETLINK, option, [1], 4)
+  return fd
+}
+
+/** Sends one datagram without blocking; the kernel takes a netlink message whole or not at all. */
+export const sendDatagram = (fd: number, data: Buffer): void => {
+  const sent = Number(nl.send(fd, data, data.length, MSG_DONTWAIT))
+  if (sent < 0) throw new SyscallFailure("send", koffi.errno())
+}
+
+/** Waits at most `timeoutMs` for `fd` to be readable; whether it is. */
+export const waitReadable = (fd: number, timeoutMs: number): boolean => {
+  const pollfd = Buffer.alloc(8)
+  pollfd.writeInt32LE(fd, 0)
+  pollfd.writeInt16LE(POLLIN, 4)
+  const ready = nl.poll(pollfd, 1, Math.max(0, Math.ceil(timeoutMs)))
+  if (ready < 0) {
+    const code = koffi.errno()
+    if (errnoName(code) === "EINTR") return false
+    throw new SyscallFailure("poll", code)
+  }
+  return ready > 0
+}
+
+/**
+ * Receives one datagram without blocking, into `buffer` or a larger one if it does not fit (its
+ * size is peeked first); undefined when none is queued.
+ */
+export const receiveDatagram = (fd: number, buffer: Buffer): Buffer | undefined => {
+  const size = Number(nl.recv(fd, buffer, buffer.length, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT))
+  if (size < 0) {
+    const code = koffi.errno()
+    if (errnoName(code) === "EAGAIN") return undefined
+    throw new SyscallFailure("recv", code)
+  }
+  const target = size > buffer.length ? Buffer.alloc(size) : buffer
+  const got = Number(nl.recv(fd, target, target.length, MSG_DONTWAIT))
+  if (got < 0) throw new SyscallFailure("recv", koffi.errno())
+  return target.subarray(0, got)
+}
+
+/** `if_nametoindex(3)` in the calling thread's network namespace; ENODEV when there is no such link. */
+export const interfaceIndex = (name: string): number => {
+  const index = nl.ifNameToIndex(name) as number
+  if (index === 0) throw new SyscallFailure("if_nametoindex", koffi.errno() || 19 /* ENODEV */)
+  return index
+}

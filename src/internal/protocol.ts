@@ -55,6 +55,29 @@ export interface Mount {
 }
 
 /**
+ * One rtnetlink request: a whole message (base64; the thread sets its sequence number and asks for
+ * an ack), and links whose index the thread writes into it (u32 at `offset`), looked up by name
+ * inside the set.
+ */
+export interface NetlinkRequest {
+  readonly data: string
+  readonly indexOf?: ReadonlyArray<{ readonly offset: number; readonly link: string }>
+}
+
+/** The request (index `at`) the kernel refused, or whose link was not found: the exchange stops there. */
+export interface NetlinkFailure {
+  readonly at: number
+  readonly errno: string
+  readonly code: number
+  /** The kernel's extended-ack message. */
+  readonly message?: string
+  /** The extended ack's offset of the offending attribute in the request. */
+  readonly offset?: number
+  /** Set when looking up this link by name failed. */
+  readonly link?: string
+}
+
+/**
  * The operations a pinned thread performs: name -> arguments and result. A handler may only
  * return a promise for operations listed in {@link exclusiveOperations}.
  */
@@ -117,6 +140,11 @@ export interface Operations {
     readonly result: void
   }
   readonly unmount: { readonly args: { readonly targets: ReadonlyArray<string> }; readonly result: void }
+  /** rtnetlink requests, answered in the set's network namespace (see `netlink/exchange.ts`). */
+  readonly netlink: {
+    readonly args: { readonly operation: string; readonly requests: ReadonlyArray<NetlinkRequest> }
+    readonly result: { readonly replies: ReadonlyArray<string>; readonly failure?: NetlinkFailure }
+  }
   /** A user module's export; input and result cross by structured clone. */
   readonly module: {
     readonly args: { readonly url: string; readonly exportName: string; readonly input: unknown }

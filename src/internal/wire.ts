@@ -23,7 +23,12 @@ const WireErrorSchema = Schema.Union([
   Errors.ModuleTaskError,
   Errors.PayloadTooLarge,
   Errors.ThreadFailure,
-  Errors.SetClosed
+  Errors.SetClosed,
+  Errors.LinkExists,
+  Errors.LinkNotFound,
+  Errors.NetworkPermissionDenied,
+  Errors.NetlinkError,
+  Errors.InvalidAddress
 ])
 
 const decode = Schema.decodeUnknownExit(WireErrorSchema)

@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
 import * as libc from "../libc.ts"
+import { exchange as netlink } from "../netlink/exchange.ts"
 import * as persist from "../persist.ts"
 import { syscallError } from "../failure.ts"
 import { nsenterOptions } from "../nsenter.ts"
@@ -269,6 +270,7 @@ export const handlers: Handlers = {
   unmount: (args) => {
     for (const target of args.targets) persist.unmountOne(target)
   },
+  netlink,
   module: moduleTask
 }
 

@@ -1,0 +1,709 @@
+/**
+ * Links, addresses and routes inside a set's network namespace, in-process, over rtnetlink: what
+ * `ip link`, `ip addr` and `ip route` do, without the `ip` binary and without a process per step.
+ *
+ * Each operation is one exchange on a pinned thread inside the set: the thread makes a
+ * `NETLINK_ROUTE` socket there (a netlink socket belongs to the network namespace it was made in),
+ * sends the requests, encoded here in TypeScript, and collects the kernel's answers. The kernel's
+ * refusals come back as typed errors (`LinkExists`, `LinkNotFound`, `NetworkPermissionDenied`,
+ * `NetlinkError`) carrying the operation, the link, the namespace, the errno and the kernel's own
+ * message (its extended ack); addresses are parsed before anything is sent (`InvalidAddress`).
+ *
+ * Links made with the scoped forms ({@link vethPair}, {@link dummy}, {@link bridge}) are deleted
+ * when their Scope closes; the `add*` forms leave them to the caller (or to the namespace's end).
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, type Scope } from "effect"
+import {
+  type EnterError,
+  InvalidAddress,
+  InvalidOptions,
+  type KindNotInSet,
+  type NetworkError,
+  type PermissionDenied,
+  type SystemError
+} from "./NamespaceError.ts"
+import type { NamespaceKind } from "./NamespaceKind.ts"
+import * as NamespaceSet from "./NamespaceSet.ts"
+import type { PinnedThreads } from "./PinnedThreads.ts"
+import {
+  type Attr,
+  attr,
+  attrsBuffer,
+  decodeAddress,
+  decodeLink,
+  decodeRoute,
+  ifaddrmsg,
+  ifinfomsg,
+  message,
+  networkOf,
+  parseCidr,
+  parseIp,
+  parseMessages,
+  type RawLink,
+  rtmsg,
+  str,
+  u32
+} from "./internal/netlink/codec.ts"
+import * as C from "./internal/netlink/constants.ts"
+import { exchange, type Item, loopbackUp as upLo, setFlags, withNetFd } from "./internal/netlink/request.ts"
+
+type NamespaceSet = NamespaceSet.NamespaceSet
+
+/**
+ * The errors of `Network`'s operations: the kernel's refusals, a bad address or option, and those
+ * of running on a pinned thread inside the set.
+ *
+ * @since 0.1.0
+ */
+export type Error = NetworkError | InvalidOptions | KindNotInSet | EnterError | PermissionDenied | SystemError
+
+// ---------------------------------------------------------------------------------------------
+// What the kernel reports
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * An address on a link, as `ip addr` shows it.
+ *
+ * @since 0.1.0
+ */
+export interface Address {
+  readonly family: "inet" | "inet6"
+  readonly address: string
+  readonly prefix: number
+  /** `"global"`, `"link"`, `"host"`, ... */
+  readonly scope: string
+  /** IPv6 duplicate address detection has not finished: the address cannot be used yet. */
+  readonly tentative: boolean
+}
+
+/**
+ * A link (network interface), as `ip link` and `ip addr` show it.
+ *
+ * @since 0.1.0
+ */
+export interface Link {
+  readonly index: number
+  readonly name: string
+  /** The link's type (`"veth"`, `"dummy"`, `"bridge"`, ...); none for `lo` and hardware. */
+  readonly kind: string | undefined
+  readonly mtu: number
+  /** Administratively up (`IFF_UP`). */
+  readonly up: boolean
+  /** The kernel's operational state: `"up"`, `"down"`, `"unknown"` (`lo`), `"lowerlayerdown"`, ... */
+  readonly operstate: string
+  /** The hardware address (`"aa:bb:cc:dd:ee:ff"`), when the link has one. */
+  readonly mac: string | undefined
+  /** The bridge it is attached to, by name. */
+  readonly master: string | undefined
+  /** For a veth: the index of its peer, in the peer's namespace. */
+  readonly peerIndex: number | undefined
+  readonly addresses: ReadonlyArray<Address>
+}
+
+/**
+ * A route, as `ip route` shows it.
+ *
+ * @since 0.1.0
+ */
+export interface Route {
+  readonly family: "inet" | "inet6"
+  /** `"default"` or `"network/prefix"`. */
+  readonly destination: string
+  readonly gateway: string | undefined
+  /** The link it goes out on, by name. */
+  readonly device: string | undefined
+  readonly metric: number | undefined
+  /** The preferred source address (`src`). */
+  readonly source: string | undefined
+  readonly table: number
+  /** Who made it: `"kernel"`, `"boot"` (as `ip route add` does), `"static"`, `"ra"`, ... */
+  readonly protocol: string
+  readonly scope: string
+  /** `"unicast"`, `"local"`, `"broadcast"`, `"blackhole"`, `"unreachable"`, ... */
+  readonly type: string
+}
+
+/**
+ * A link made by this module: the set it is in, its name and its index there.
+ *
+ * @since 0.1.0
+ */
+export interface LinkRef {
+  readonly set: NamespaceSet
+  readonly name: string
+  readonly index: number
+}
+
+const operstates = ["unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"]
+const scopes: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" }
+const protocols: Record<number, string> = {
+  0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp", 42: "babel", 186: "bgp", 188: "ospf"
+}
+const routeTypes = ["unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve"]
+const familyName = (family: number) => (family === C.AF_INET6 ? "inet6" : "inet") as "inet" | "inet6"
+const named = (table: Record<number, string> | ReadonlyArray<string>, value: number) =>
+  (table as Record<number, string>)[value] ?? String(value)
+
+const linkDump = () => message(C.RTM_GETLINK, C.NLM_F_DUMP, ifinfomsg(), [u32(C.IFLA_EXT_MASK, C.RTEXT_FILTER_SKIP_STATS)])
+const addressDump = () => message(C.RTM_GETADDR, C.NLM_F_DUMP, ifaddrmsg({ family: C.AF_UNSPEC, prefix: 0 }))
+const linkByName = (name: string): Item => ({
+  encoded: message(C.RTM_GETLINK, 0, ifinfomsg(), [str(C.IFLA_IFNAME, name), u32(C.IFLA_EXT_MASK, C.RTEXT_FILTER_SKIP_STATS)]),
+  link: name
+})
+
+const assemble = (rawLinks: ReadonlyArray<RawLink>, addressReply: Buffer): Array<Link> => {
+  const byIndex = new Map<number, Array<Address>>()
+  for (const { payload } of parseMessages(addressReply)) {
+    const raw = decodeAddress(payload)
+    const list = byIndex.get(raw.index) ?? []
+    list.push({
+      family: familyName(raw.family),
+      address: raw.address,
+      prefix: raw.prefix,
+      scope: named(scopes, raw.scope),
+      tentative: (raw.flags & C.IFA_F_TENTATIVE) !== 0
+    })
+    byIndex.set(raw.index, list)
+  }
+  const names = new Map(rawLinks.map((link) => [link.index, link.name]))
+  return rawLinks.map((raw) => ({
+    index: raw.index,
+    name: raw.name,
+    kind: raw.kind,
+    mtu: raw.mtu,
+    up: (raw.flags & C.IFF_UP) !== 0,
+    operstate: operstates[raw.operstate ?? 0] ?? String(raw.operstate),
+    mac: raw.mac,
+    master: raw.master === undefined ? undefined : names.get(raw.master) ?? String(raw.master),
+    peerIndex: raw.kind === "veth" ? raw.link : undefined,
+    addresses: byIndex.get(raw.index) ?? []
+  }))
+}
+
+const rawLinks = (reply: Buffer) => parseMessages(reply).filter((m) => m.type === C.RTM_NEWLINK).map((m) => decodeLink(m.payload))
+
+/**
+ * Every link of the set's network namespace, with its addresses (`ip addr`), in one exchange.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const links = yield* Network.links(set)  // [{ name: "lo", up: true, addresses: [...] }, ...]
+ * ```
+ */
+export const links = (set: NamespaceSet): Effect.Effect<ReadonlyArray<Link>, Error, PinnedThreads> =>
+  Effect.map(
+    exchange("Network.links", set, [{ encoded: linkDump() }, { encoded: addressDump() }]),
+    ([links, addresses]) => assemble(rawLinks(links!), addresses!)
+  )
+
+/**
+ * One link by name, with its addresses; `LinkNotFound` when there is none.
+ *
+ * @since 0.1.0
+ */
+export const link = (set: NamespaceSet, name: string): Effect.Effect<Link, Error, PinnedThreads> =>
+  Effect.map(
+    exchange("Network.link", set, [linkByName(name), { encoded: addressDump() }]),
+    ([link, addresses]) => assemble(rawLinks(link!), addresses!)[0]!
+  )
+
+/**
+ * Options of {@link routes}.
+ *
+ * @since 0.1.0
+ */
+export interface RoutesOptions {
+  /** Default: both. */
+  readonly family?: "inet" | "inet6" | undefined
+  /** A routing table by number, or `"all"` (default: the main table, as `ip route` shows). */
+  readonly table?: number | "all" | undefined
+}
+
+/**
+ * The routes of the set's network namespace (`ip route` and `ip -6 route`: the main table unless
+ * asked otherwise).
+ *
+ * @since 0.1.0
+ */
+export const routes = (set: NamespaceSet, options: RoutesOptions = {}): Effect.Effect<ReadonlyArray<Route>, Error, PinnedThreads> => {
+  const families = options.family === undefined ? [C.AF_INET, C.AF_INET6] : [options.family === "inet6" ? C.AF_INET6 : C.AF_INET]
+  const table = options.table ?? C.RT_TABLE_MAIN
+  return Effect.map(
+    exchange("Network.routes", set, [
+      { encoded: linkDump() },
+      ...families.map((family) => ({ encoded: message(C.RTM_GETROUTE, C.NLM_F_DUMP, rtmsg({ family })) }))
+    ]),
+    ([links, ...dumps]) => {
+      const names = new Map(rawLinks(links!).map((link) => [link.index, link.name]))
+      return dumps.flatMap((dump) =>
+        parseMessages(dump).filter((m) => m.type === C.RTM_NEWROUTE).map((m) => decodeRoute(m.payload))
+          .filter((raw) => table === "all" || raw.table === table)
+          .map((raw): Route => ({
+            family: familyName(raw.family),
+            destination: raw.dstLen === 0 && raw.destination === undefined ? "default" : `${raw.destination ?? (raw.family === C.AF_INET6 ? "::" : "0.0.0.0")}/${raw.dstLen}`,
+            gateway: raw.gateway,
+            device: raw.oif === undefined ? undefined : names.get(raw.oif) ?? String(raw.oif),
+            metric: raw.priority,
+            source: raw.prefsrc,
+            table: raw.table,
+            protocol: named(protocols, raw.protocol),
+            scope: named(scopes, raw.scope),
+            type: named(routeTypes, raw.type)
+          }))
+      )
+    }
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing links
+// ---------------------------------------------------------------------------------------------
+
+const names = (links: string | ReadonlyArray<string>): ReadonlyArray<string> => (typeof links === "string" ? [links] : links)
+
+/**
+ * Sets links up (`ip link set NAME up`), in order, in one exchange.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * yield* Network.setUp(set, ["lo", "eth0"])
+ * ```
+ */
+export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.asVoid(exchange("Network.setUp", set, names(links).map((name) => setFlags(name, C.IFF_UP, C.IFF_UP))))
+
+/**
+ * Sets links down (`ip link set NAME down`).
+ *
+ * @since 0.1.0
+ */
+export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.asVoid(exchange("Network.setDown", set, names(links).map((name) => setFlags(name, 0, C.IFF_UP))))
+
+/**
+ * Brings `lo` up: a new network namespace's loopback starts down, and even 127.0.0.1 does not work
+ * until it is up. `NamespaceSet.unshare(..., { loopback: "up" })` does it as part of making one.
+ *
+ * @since 0.1.0
+ */
+export const loopbackUp = (set: NamespaceSet): Effect.Effect<void, Error, PinnedThreads> => upLo("Network.loopbackUp", set)
+
+const invalid = (operation: string, reason: string) => Effect.fail(new InvalidOptions({ operation, reason }))
+const isU32 = (n: number) => Number.isSafeInteger(n) && n >= 0 && n <= 0xffffffff
+
+/**
+ * Sets a link's MTU (`ip link set NAME mtu N`); the kernel refuses one out of the link's range
+ * (`NetlinkError` `EINVAL`, with its reason).
+ *
+ * @since 0.1.0
+ */
+export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Effect<void, Error, PinnedThreads> =>
+  isU32(mtu)
+    ? Effect.asVoid(exchange("Network.setMtu", set, [setFlags(link, 0, 0, [u32(C.IFLA_MTU, mtu)])]))
+    : invalid("Network.setMtu", `MTU ${mtu} is not a whole number of bytes`)
+
+/**
+ * Renames a link (`ip link set NAME name NEW`). The kernel renames only links that are down
+ * (`NetlinkError` `EBUSY` otherwise).
+ *
+ * @since 0.1.0
+ */
+export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
+
+/**
+ * Attaches a link to a bridge (`ip link set NAME master BRIDGE`).
+ *
+ * @since 0.1.0
+ */
+export const attach = (set: NamespaceSet, link: string, bridge: string): Effect.Effect<void, Error, PinnedThreads> => {
+  const master = u32(C.IFLA_MASTER, 0)
+  return Effect.asVoid(exchange("Network.attach", set, [{ ...setFlags(link, 0, 0, [master]), indexOf: [{ attr: master, link: bridge }] }]))
+}
+
+/**
+ * Detaches a link from its bridge (`ip link set NAME nomaster`).
+ *
+ * @since 0.1.0
+ */
+export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.asVoid(exchange("Network.detach", set, [setFlags(link, 0, 0, [u32(C.IFLA_MASTER, 0)])]))
+
+/**
+ * Moves a link into another set's network namespace (`ip link set NAME netns ...`), optionally
+ * renaming it on the way (the name must be free there: `LinkExists`).
+ *
+ * @since 0.1.0
+ */
+export const moveTo = (
+  set: NamespaceSet,
+  link: string,
+  target: NamespaceSet,
+  options: { readonly name?: string | undefined } = {}
+): Effect.Effect<void, Error, PinnedThreads> =>
+  withNetFd("Network.moveTo", target, (fd) =>
+    Effect.asVoid(exchange("Network.moveTo", set, [{
+      ...setFlags(link, 0, 0, [u32(C.IFLA_NET_NS_FD, fd), ...(options.name === undefined ? [] : [str(C.IFLA_IFNAME, options.name)])]),
+      creates: true
+    }])))
+
+/**
+ * Deletes a link (`ip link del NAME`); deleting either end of a veth pair deletes both.
+ *
+ * @since 0.1.0
+ */
+export const deleteLink = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.asVoid(exchange("Network.deleteLink", set, [{ encoded: message(C.RTM_DELLINK, 0, ifinfomsg()), headerIndexOf: link, link }]))
+
+// ---------------------------------------------------------------------------------------------
+// Making links
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of a link to be made.
+ *
+ * @since 0.1.0
+ */
+export interface LinkOptions {
+  readonly mtu?: number | undefined
+  /** Its hardware address (default: a random one). */
+  readonly mac?: string | undefined
+}
+
+/**
+ * One end of a veth pair: its name, the set it is placed in, and its options.
+ *
+ * @since 0.1.0
+ */
+export interface VethEnd extends LinkOptions {
+  readonly name: string
+  readonly in: NamespaceSet
+}
+
+const parseMac = (text: string): Buffer | undefined =>
+  /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text) ? Buffer.from(text.split(":").map((h) => parseInt(h, 16))) : undefined
+
+const linkAttrs = (operation: string, name: string, options: LinkOptions): ReadonlyArray<Attr> | InvalidOptions => {
+  if (options.mtu !== undefined && !isU32(options.mtu)) return new InvalidOptions({ operation, reason: `MTU ${options.mtu} is not a whole number of bytes` })
+  const mac = options.mac === undefined ? undefined : parseMac(options.mac)
+  if (options.mac !== undefined && mac === undefined) return new InvalidOptions({ operation, reason: `${JSON.stringify(options.mac)} is not a MAC address` })
+  return [
+    str(C.IFLA_IFNAME, name),
+    ...(options.mtu === undefined ? [] : [u32(C.IFLA_MTU, options.mtu)]),
+    ...(mac === undefined ? [] : [attr(C.IFLA_ADDRESS, mac)])
+  ]
+}
+
+const linkInfo = (kind: string, data?: ReadonlyArray<Attr>): Attr =>
+  attr(C.IFLA_LINKINFO, [str(C.IFLA_INFO_KIND, kind), ...(data === undefined ? [] : [attr(C.IFLA_INFO_DATA, data)])])
+
+/** Makes a link of `kind` named `name` in `set` and reads back its index (and peer's index). */
+const create = (
+  operation: string,
+  set: NamespaceSet,
+  name: string,
+  attrs: ReadonlyArray<Attr>
+): Effect.Effect<RawLink, Error, PinnedThreads> =>
+  Effect.map(
+    exchange(operation, set, [
+      { encoded: message(C.RTM_NEWLINK, C.NLM_F_CREATE | C.NLM_F_EXCL, ifinfomsg(), attrs), link: name, creates: true },
+      linkByName(name)
+    ]),
+    ([, link]) => rawLinks(link!)[0]!
+  )
+
+/**
+ * Makes a veth pair (`ip link add A type veth peer name B netns ...`), each end placed directly in
+ * its set (`IFLA_NET_NS_FD`: nothing is moved afterwards), and returns both ends. Not scoped:
+ * see {@link vethPair}.
+ *
+ * @since 0.1.0
+ */
+export const addVethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads> =>
+  Effect.suspend(() => {
+    const operation = "Network.vethPair"
+    const attrsA = linkAttrs(operation, a.name, a)
+    const attrsB = linkAttrs(operation, b.name, b)
+    if (attrsA instanceof InvalidOptions) return Effect.fail(attrsA)
+    if (attrsB instanceof InvalidOptions) return Effect.fail(attrsB)
+    return withNetFd(operation, b.in, (fd) => {
+      const peer = attr(C.VETH_INFO_PEER, attrsBuffer(ifinfomsg(), [...attrsB, u32(C.IFLA_NET_NS_FD, fd)]))
+      return Effect.map(
+        create(operation, a.in, a.name, [...attrsA, linkInfo("veth", [peer])]),
+        (made): readonly [LinkRef, LinkRef] => [
+          { set: a.in, name: a.name, index: made.index },
+          { set: b.in, name: b.name, index: made.link ?? 0 }
+        ]
+      )
+    })
+  })
+
+/** Deletes the first of `refs` still there (by index: names may have changed); never fails. */
+const removeAny = (refs: ReadonlyArray<LinkRef>): Effect.Effect<void, never, PinnedThreads> =>
+  Effect.suspend(() => {
+    const [first, ...rest] = refs
+    if (first === undefined) return Effect.void
+    return exchange("Network.delete", first.set, [{ encoded: message(C.RTM_DELLINK, 0, ifinfomsg({ index: first.index })), link: first.name }]).pipe(
+      Effect.asVoid,
+      Effect.catch(() => removeAny(rest))
+    )
+  })
+
+const scoped = <A extends LinkRef | readonly [LinkRef, LinkRef], R>(
+  make: Effect.Effect<A, Error, R>
+): Effect.Effect<A, Error, R | PinnedThreads | Scope.Scope> =>
+  Effect.acquireRelease(make, (made) => removeAny("set" in made ? [made] : made as ReadonlyArray<LinkRef>))
+
+/**
+ * {@link addVethPair} as a scoped resource: the pair is deleted when the Scope closes (deleting
+ * one end deletes both; an end already gone, or whose set is closed, is skipped). Making it is
+ * uninterruptible, so a pair that exists always has its finalizer.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const [ea, eb] = yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ * ```
+ */
+export const vethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads | Scope.Scope> =>
+  scoped(addVethPair(a, b))
+
+const simple = (kind: string, operation: string) => (set: NamespaceSet, name: string, options: LinkOptions = {}) =>
+  Effect.suspend((): Effect.Effect<LinkRef, Error, PinnedThreads> => {
+    const attrs = linkAttrs(operation, name, options)
+    if (attrs instanceof InvalidOptions) return Effect.fail(attrs)
+    return Effect.map(create(operation, set, name, [...attrs, linkInfo(kind)]), (made) => ({ set, name, index: made.index }))
+  })
+
+/**
+ * Makes a dummy link (`ip link add NAME type dummy`): an interface that drops what it is sent,
+ * for addresses that must exist without a peer. Not scoped: see {@link dummy}.
+ *
+ * @since 0.1.0
+ */
+export const addDummy: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
+  simple("dummy", "Network.dummy")
+
+/**
+ * {@link addDummy}, deleted when the Scope closes.
+ *
+ * @since 0.1.0
+ */
+export const dummy = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
+  scoped(addDummy(set, name, options))
+
+/**
+ * Makes a bridge (`ip link add NAME type bridge`); attach links with {@link attach}. Not scoped:
+ * see {@link bridge}.
+ *
+ * @since 0.1.0
+ */
+export const addBridge: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
+  simple("bridge", "Network.bridge")
+
+/**
+ * {@link addBridge}, deleted when the Scope closes (its attached links stay, detached).
+ *
+ * @since 0.1.0
+ */
+export const bridge = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
+  scoped(addBridge(set, name, options))
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of {@link addAddress}.
+ *
+ * @since 0.1.0
+ */
+export interface AddressOptions {
+  /**
+   * IPv6 only: skip duplicate address detection (`ip addr add ... nodad`), so the address is usable
+   * at once instead of after a second or so of being tentative.
+   */
+  readonly noDad?: boolean | undefined
+}
+
+const cidr = (operation: string, text: string, link?: string) => {
+  const parsed = parseCidr(text)
+  return typeof parsed === "string"
+    ? Effect.fail(new InvalidAddress({ operation, address: text, reason: parsed, ...(link === undefined ? {} : { link }) }))
+    : Effect.succeed(parsed)
+}
+
+const addressItem = (type: number, flags: number, link: string, address: { family: number; bytes: Buffer; prefix: number }, options: AddressOptions): Item => {
+  const loopback = address.family === C.AF_INET && address.bytes[0] === 127
+  return {
+    encoded: message(type, flags, ifaddrmsg({ family: address.family, prefix: address.prefix, scope: loopback ? C.RT_SCOPE_HOST : 0 }), [
+      attr(C.IFA_LOCAL, address.bytes),
+      attr(C.IFA_ADDRESS, address.bytes),
+      ...(options.noDad === true ? [u32(C.IFA_FLAGS, C.IFA_F_NODAD)] : [])
+    ]),
+    headerIndexOf: link,
+    link
+  }
+}
+
+/**
+ * Adds an IPv4 or IPv6 address with its prefix to a link (`ip addr add 10.0.0.1/24 dev NAME`; no
+ * prefix means the whole address, /32 or /128). The kernel adds the prefix's route once the link
+ * is up. An address that is there already fails with `NetlinkError` `EEXIST`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * yield* Network.addAddress(set, "eth0", "169.254.10.1/30")
+ * ```
+ */
+export const addAddress = (
+  set: NamespaceSet,
+  link: string,
+  address: string,
+  options: AddressOptions = {}
+): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.flatMap(cidr("Network.addAddress", address, link), (parsed) =>
+    Effect.asVoid(exchange("Network.addAddress", set, [addressItem(C.RTM_NEWADDR, C.NLM_F_CREATE | C.NLM_F_EXCL, link, parsed, options)])))
+
+/**
+ * Removes an address from a link (`ip addr del`); one that is not there fails with `NetlinkError`
+ * `EADDRNOTAVAIL`.
+ *
+ * @since 0.1.0
+ */
+export const removeAddress = (set: NamespaceSet, link: string, address: string): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.flatMap(cidr("Network.removeAddress", address, link), (parsed) =>
+    Effect.asVoid(exchange("Network.removeAddress", set, [addressItem(C.RTM_DELADDR, 0, link, parsed, {})])))
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A route to add or remove: `destination` `"default"` or `"network/prefix"`, reached through a
+ * `gateway`, out of a `device`, or both.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * yield* Network.addRoute(set, { destination: "default", gateway: "169.254.10.1" })
+ * yield* Network.addRoute(set, { destination: "10.9.0.0/16", device: "eth0" })
+ * ```
+ */
+export interface RouteSpec {
+  readonly destination: string
+  readonly gateway?: string | undefined
+  readonly device?: string | undefined
+  readonly metric?: number | undefined
+  /** The preferred source address (`src`). */
+  readonly source?: string | undefined
+  /** A routing table by number (default: main, 254). */
+  readonly table?: number | undefined
+  /** For `"default"` without a gateway: which family (default `"inet"`). */
+  readonly family?: "inet" | "inet6" | undefined
+}
+
+const routeItem = (operation: string, type: number, flags: number, route: RouteSpec) =>
+  Effect.gen(function*() {
+    const bad = (address: string, reason: string) =>
+      Effect.fail(new InvalidAddress({ operation, address, reason, ...(route.device === undefined ? {} : { link: route.device }) }))
+    const destination = route.destination === "default" ? undefined : yield* cidr(operation, route.destination, route.device)
+    const gateway = route.gateway === undefined ? undefined : parseIp(route.gateway)
+    if (route.gateway !== undefined && gateway === undefined) return yield* bad(route.gateway, "the gateway is not an IPv4 or IPv6 address")
+    const source = route.source === undefined ? undefined : parseIp(route.source)
+    if (route.source !== undefined && source === undefined) return yield* bad(route.source, "the source is not an IPv4 or IPv6 address")
+    const family = destination?.family ??
+      (gateway === undefined ? (route.family === "inet6" ? C.AF_INET6 : C.AF_INET) : gateway.length === 4 ? C.AF_INET : C.AF_INET6)
+    for (const [text, bytes] of [[route.gateway, gateway], [route.source, source]] as const) {
+      if (bytes !== undefined && (bytes.length === 4) !== (family === C.AF_INET)) return yield* bad(text!, "not of the destination's family")
+    }
+    if (route.metric !== undefined && !isU32(route.metric)) return yield* invalid(operation, `metric ${route.metric} is not a whole number`)
+    if (route.table !== undefined && !isU32(route.table)) return yield* invalid(operation, `table ${route.table} is not a whole number`)
+    const table = route.table ?? C.RT_TABLE_MAIN
+    const adding = type === C.RTM_NEWROUTE
+    // As `ip route`: a route with no gateway is on-link (scope link) for IPv4; deleting matches any scope.
+    const scope = !adding ? C.RT_SCOPE_NOWHERE : family === C.AF_INET && gateway === undefined && route.device !== undefined ? C.RT_SCOPE_LINK : C.RT_SCOPE_UNIVERSE
+    const oif = route.device === undefined ? undefined : u32(C.RTA_OIF, 0)
+    const attrs: Array<Attr> = [
+      ...(destination === undefined ? [] : [attr(C.RTA_DST, networkOf(destination.bytes, destination.prefix))]),
+      ...(gateway === undefined ? [] : [attr(C.RTA_GATEWAY, gateway)]),
+      ...(oif === undefined ? [] : [oif]),
+      ...(route.metric === undefined ? [] : [u32(C.RTA_PRIORITY, route.metric)]),
+      ...(source === undefined ? [] : [attr(C.RTA_PREFSRC, source)]),
+      ...(table > 255 ? [u32(C.RTA_TABLE, table)] : [])
+    ]
+    const header = rtmsg({
+      family,
+      dstLen: destination?.prefix ?? 0,
+      table: table > 255 ? C.RT_TABLE_UNSPEC : table,
+      protocol: adding ? C.RTPROT_BOOT : 0,
+      scope,
+      type: adding ? C.RTN_UNICAST : 0
+    })
+    return {
+      encoded: message(type, flags, header, attrs),
+      ...(oif === undefined ? {} : { indexOf: [{ attr: oif, link: route.device! }], link: route.device })
+    } satisfies Item
+  })
+
+/**
+ * Adds a route (`ip route add`). A gateway the namespace cannot reach on any link fails with
+ * `NetlinkError` `ENETUNREACH`; a route that exists, `EEXIST`.
+ *
+ * @since 0.1.0
+ */
+export const addRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.flatMap(routeItem("Network.addRoute", C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_EXCL, route), (item) =>
+    Effect.asVoid(exchange("Network.addRoute", set, [item])))
+
+/**
+ * Removes a route (`ip route del`); one that is not there fails with `NetlinkError` `ESRCH`.
+ *
+ * @since 0.1.0
+ */
+export const removeRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
+  Effect.flatMap(routeItem("Network.removeRoute", C.RTM_DELROUTE, 0, route), (item) =>
+    Effect.asVoid(exchange("Network.removeRoute", set, [item])))
+
+// ---------------------------------------------------------------------------------------------
+// A fresh network, as a Layer
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A network namespace of its own, with `lo` up: what {@link isolated} provides.
+ *
+ * @since 0.1.0
+ */
+export class Isolated extends Context.Service<Isolated, {
+  /** The set: a new network namespace (plus any other kinds asked for). */
+  readonly set: NamespaceSet
+}>()("gonso/Network/Isolated") {}
+
+/**
+ * A Layer giving a new network namespace with `lo` up, closed with the layer. With
+ * `@effect/vitest`'s `layer(...)` a block of tests shares one; provided to a single test
+ * (`Effect.provide(Network.isolated())`), each test gets its own. See `docs/network.md`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * it.effect("serves on 127.0.0.1 in a network of its own", () =>
+ *   Effect.gen(function*() {
+ *     const { set } = yield* Network.Isolated
+ *     // ...
+ *   }).pipe(Effect.provide(Network.isolated())))
+ * ```
+ */
+export const isolated = (options: { readonly kinds?: ReadonlyArray<NamespaceKind> | undefined } = {}) =>
+  Layer.effect(
+    Isolated,
+    Effect.map(
+      NamespaceSet.unshareCurrent([...new Set<NamespaceKind>(["net", ...(options.kinds ?? [])])], { loopback: "up" }),
+      (set) => Isolated.of({ set })
+    )
+  )
