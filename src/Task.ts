@@ -126,7 +126,7 @@ export const exec = (
   command: string,
   args: ReadonlyArray<string> = [],
   options: ExecOptions = {}
-): Task<ExecResult, CommandNotFound | SystemError | PermissionDenied> =>
+): Task<ExecResult, CommandNotFound | InvalidOptions | SystemError | PermissionDenied> =>
   make("exec", {
     command,
     args: [...args],
@@ -141,7 +141,7 @@ export const exec = (
  *
  * @since 0.1.0
  */
-export const readFile = (path: string): Task<string, SystemError | PermissionDenied> => make("readFile", { path })
+export const readFile = (path: string): Task<string, InvalidOptions | SystemError | PermissionDenied> => make("readFile", { path })
 
 /**
  * Writes a file synchronously on the pinned thread (in the set's mount namespace).
@@ -152,7 +152,7 @@ export const writeFile = (
   path: string,
   data: string | Uint8Array,
   options: { readonly mode?: number } = {}
-): Task<void, SystemError | PermissionDenied> =>
+): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("writeFile", {
     path,
     base64: (typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("base64"),
@@ -172,7 +172,7 @@ export const hostname: Task<string> = make("hostname")
  *
  * @since 0.1.0
  */
-export const setHostname = (name: string): Task<void, SystemError | PermissionDenied> =>
+export const setHostname = (name: string): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("setHostname", { name })
 
 /**

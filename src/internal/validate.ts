@@ -1,0 +1,130 @@
+/**
+ * Checks of what callers hand to the library, made once at the boundary, before anything is sent
+ * to a pinned thread or reaches libc. Every public entry point that takes a path, a name, a
+ * command or options calls one of these; a problem is an `InvalidOptions` naming the operation and
+ * the field.
+ *
+ * The first rule is about C strings: koffi passes a JavaScript string to a `const char *` as its
+ * bytes up to the first NUL, so `"/proc/self/ns/net\0/etc/passwd"` would reach the kernel as
+ * `/proc/self/ns/net`, silently. Every string that becomes a C string is refused here if it holds
+ * a NUL byte (and `libc.ts` refuses it again, as the last line of defence).
+ *
+ * @internal
+ */
+import { Cause, Effect, Exit, Schema } from "effect"
+import { InvalidOptions } from "../NamespaceError.ts"
+import type { TaskSpec } from "./protocol.ts"
+
+const describe = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value)
+  if (value === null) return "null"
+  return typeof value === "object" ? (Array.isArray(value) ? "an array" : "an object") : typeof value
+}
+
+/** Why `value` cannot be passed to libc as a C string, or `undefined` when it can. */
+export const cStringProblem = (value: unknown): string | undefined =>
+  typeof value !== "string"
+    ? `must be a string, not ${describe(value)}`
+    : value.includes("\0")
+    ? `contains a NUL byte (a C string ends there: the rest would be dropped): ${JSON.stringify(value)}`
+    : undefined
+
+/** Fields to check, each as `[name, value]`: the first whose value is no C string is the problem. */
+export type Fields = ReadonlyArray<readonly [string, unknown]>
+
+/** The first of `fields` that cannot be a C string, as `InvalidOptions` for `operation`. */
+export const cStrings = (operation: string, fields: Fields): InvalidOptions | undefined => {
+  for (const [field, value] of fields) {
+    const problem = cStringProblem(value)
+    if (problem !== undefined) return new InvalidOptions({ operation, reason: `${field} ${problem}` })
+  }
+  return undefined
+}
+
+/** Each element of a list, named `name[i]`; a value that is no array is itself the problem. */
+export const listFields = (name: string, values: unknown): Fields =>
+  Array.isArray(values) ? values.map((value, i) => [`${name}[${i}]`, value] as const) : [[name, values]]
+
+/** `effect`, unless `problem` is set: then the problem is its failure. */
+export const guard = <A, E, R>(problem: InvalidOptions | undefined, effect: () => Effect.Effect<A, E, R>): Effect.Effect<A, E | InvalidOptions, R> =>
+  problem === undefined ? Effect.suspend(effect) : Effect.fail(problem)
+
+/**
+ * An environment (`{ NAME: value }`) fit for `execve`: names non-empty, without `=` or NUL; values
+ * strings without NUL (`undefined` values are left out by the caller).
+ */
+export const environmentProblem = (operation: string, env: unknown): InvalidOptions | undefined => {
+  if (env === undefined) return undefined
+  if (typeof env !== "object" || env === null || Array.isArray(env)) {
+    return new InvalidOptions({ operation, reason: `env must be an object of strings, not ${describe(env)}` })
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (name === "" || name.includes("=") || name.includes("\0")) {
+      return new InvalidOptions({ operation, reason: `env has a variable named ${JSON.stringify(name)}: a name is non-empty, without "=" or NUL` })
+    }
+    if (value === undefined) continue
+    const problem = cStrings(operation, [[`env.${name}`, value]])
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
+
+/** A command line and where it runs: everything of it becomes a C string. */
+export const commandProblem = (
+  operation: string,
+  command: unknown,
+  args: unknown,
+  options: { readonly cwd?: unknown; readonly env?: unknown }
+): InvalidOptions | undefined =>
+  cStrings(operation, [
+    ["command", command],
+    ...listFields("args", args),
+    ...(options.cwd === undefined ? [] : [["cwd", options.cwd] as const])
+  ]) ?? environmentProblem(operation, options.env)
+
+/**
+ * The C strings of an operation sent to a pinned thread, checked before it is sent (what `run`,
+ * `enter` and the library's own requests send). Operations with no strings pass.
+ */
+export const specProblem = (spec: TaskSpec): InvalidOptions | undefined => {
+  switch (spec.op) {
+    case "readFile":
+      return cStrings("Task.readFile", [["path", spec.args.path]])
+    case "writeFile":
+      return cStrings("Task.writeFile", [["path", spec.args.path]])
+    case "setHostname":
+      return cStrings("Task.setHostname", [["name", spec.args.name]])
+    case "spawn":
+      return commandProblem(spec.args.operation, spec.args.command, spec.args.args, spec.args.cwd === undefined ? {} : { cwd: spec.args.cwd }) ??
+        cStrings(spec.args.operation, listFields("env", spec.args.env))
+    case "socket":
+      return cStrings(spec.args.operation, [[spec.args.family === 1 ? "path" : "host", spec.args.host]])
+    case "mount":
+      return cStrings(spec.args.operation, spec.args.mounts.map((mount, i) => [`target of mounts[${i}]`, mount.target] as const))
+    case "unmount":
+      return cStrings("NamespaceSet.unmount", listFields("paths", spec.args.targets))
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Options decoded with `schema` (excess properties refused), or `InvalidOptions` for `operation`
+ * saying what does not fit and where (`max: Expected a value between 1 and 256`).
+ */
+export const decodeOptions = <S extends Schema.ConstraintDecoder<unknown>>(
+  operation: string,
+  schema: S,
+  input: unknown
+): Exit.Exit<S["Type"], InvalidOptions> => {
+  const decoded = Schema.decodeUnknownExit(schema, { onExcessProperty: "error" })(input)
+  if (Exit.isSuccess(decoded)) return Exit.succeed(decoded.value)
+  const error = Cause.squash(decoded.cause) as { message?: unknown }
+  const message = typeof error?.message === "string" ? error.message : String(error)
+  // "Expected an integer\n  at ["min"]" -> "min: expected an integer"
+  const [first = message, ...rest] = message.split("\n")
+  const at = rest.join(" ").match(/at (\S+)/)?.[1]
+  const where = at === undefined ? "" : `${[...at.matchAll(/\["([^"]*)"\]|\[(\d+)\]/g)].map((m) => m[1] ?? `[${m[2]}]`).join(".")}: `
+  return Exit.fail(new InvalidOptions({ operation, reason: `${where}${first.charAt(0).toLowerCase()}${first.slice(1)}` }))
+}
