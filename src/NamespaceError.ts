@@ -299,6 +299,33 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 }
 
 /**
+ * More output than the caller's limit: a file read by `Task.readFile` larger than its `maxBytes`,
+ * or a command run by `Task.exec` that printed more than its `maxBuffer` (stdout and stderr
+ * together; the command's process group is then killed). `stdout` and `stderr` hold what the
+ * command had printed until then, at most `limit` bytes together. For output of any size, stream
+ * it: `NamespaceSet.spawn`.
+ *
+ * @since 0.1.0
+ */
+export class OutputTooLarge extends Schema.TaggedError<OutputTooLarge>()("OutputTooLarge", {
+  operation: Schema.String,
+  /** The limit, in bytes. */
+  limit: Schema.Number,
+  /** The file, for `Task.readFile`. */
+  path: Schema.optionalKey(Schema.String),
+  /** The command, for `Task.exec`. */
+  command: Schema.optionalKey(Schema.String),
+  stdout: Schema.optionalKey(Schema.String),
+  stderr: Schema.optionalKey(Schema.String)
+}) {
+  override get message(): string {
+    return this.command !== undefined
+      ? `${this.operation}: ${JSON.stringify(this.command)} printed more than ${this.limit} bytes (maxBuffer), and was killed; NamespaceSet.spawn streams output of any size`
+      : `${this.operation}: ${this.path ?? "the file"} holds more than ${this.limit} bytes (maxBytes)`
+  }
+}
+
+/**
  * The errors of joining a set on a pinned thread.
  *
  * @since 0.1.0
@@ -337,6 +364,7 @@ export type NamespaceError =
   | CommandNotFound
   | ThreadFailure
   | PayloadTooLarge
+  | OutputTooLarge
 
 function describeTarget(self: { kind?: string; path?: string; pid?: number; host?: string; port?: number }): string {
   const parts: Array<string> = []

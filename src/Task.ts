@@ -8,7 +8,7 @@
  */
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import type { Operation, Operations } from "./internal/protocol.ts"
-import type { CommandNotFound, InvalidOptions, ModuleTaskError, PermissionDenied, SystemError } from "./NamespaceError.ts"
+import type { CommandNotFound, InvalidOptions, ModuleTaskError, OutputTooLarge, PermissionDenied, SystemError } from "./NamespaceError.ts"
 
 const TypeId = "~gonso/Task" as const
 
@@ -91,7 +91,20 @@ export interface ExecOptions {
   readonly env?: Record<string, string> | undefined
   /** Written to the child's stdin, which is then closed (default: stdin is /dev/null). */
   readonly input?: string | Uint8Array | undefined
+  /**
+   * The most the command may print, stdout and stderr together, in bytes (default 16 MiB). Past
+   * it the command's process group is killed and the run fails with `OutputTooLarge`, carrying
+   * what was printed until then. For output of any size, use `NamespaceSet.spawn`, which streams.
+   */
+  readonly maxBuffer?: number | undefined
 }
+
+/**
+ * The default `maxBuffer` of {@link exec} and `maxBytes` of {@link readFile}: 16 MiB.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxBytes = 16 * 1024 * 1024
 
 /**
  * How a command ended, with everything it printed.
@@ -116,6 +129,10 @@ export interface ExecResult {
  * When the set holds a user or time namespace, the command is started through util-linux
  * `nsenter`, the single-threaded helper that can join it.
  *
+ * Output is collected up to `maxBuffer` bytes (default 16 MiB, stdout and stderr together); past
+ * that the command's process group is killed and the run fails with `OutputTooLarge`. For
+ * unbounded output, `NamespaceSet.spawn` streams.
+ *
  * @since 0.1.0
  * @example
  * ```ts
@@ -126,22 +143,44 @@ export const exec = (
   command: string,
   args: ReadonlyArray<string> = [],
   options: ExecOptions = {}
-): Task<ExecResult, CommandNotFound | InvalidOptions | SystemError | PermissionDenied> =>
+): Task<ExecResult, CommandNotFound | InvalidOptions | OutputTooLarge | SystemError | PermissionDenied> =>
   make("exec", {
     command,
     args: [...args],
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     ...(options.env === undefined ? {} : { env: options.env }),
-    ...(options.input === undefined ? {} : { input: options.input })
+    ...(options.input === undefined ? {} : { input: options.input }),
+    maxBuffer: options.maxBuffer ?? defaultMaxBytes
   })
 
 /**
- * Reads a file as UTF-8 with a synchronous read on the pinned thread, so the path is resolved in
- * the set's mount namespace.
+ * Options of {@link readFile}.
  *
  * @since 0.1.0
  */
-export const readFile = (path: string): Task<string, InvalidOptions | SystemError | PermissionDenied> => make("readFile", { path })
+export interface ReadFileOptions {
+  /**
+   * The most bytes to read (default 16 MiB, at most 64 MiB: what the channel to a thread
+   * carries). A larger file fails with `OutputTooLarge`, after reading no more than this.
+   */
+  readonly maxBytes?: number | undefined
+}
+
+/**
+ * Reads a regular file as UTF-8 with synchronous reads on the pinned thread, so the path is
+ * resolved in the set's mount namespace. It reads at most `maxBytes` (default 16 MiB; a larger
+ * file is `OutputTooLarge`). Anything but a regular file (a FIFO, a device such as `/dev/zero`, a
+ * socket) is refused at once with `InvalidOptions`, without blocking and without reading it; a
+ * directory is `SystemError` `EISDIR`. Files of `/proc` and `/sys` are regular and are read to
+ * their end.
+ *
+ * @since 0.1.0
+ */
+export const readFile = (
+  path: string,
+  options: ReadFileOptions = {}
+): Task<string, InvalidOptions | OutputTooLarge | SystemError | PermissionDenied> =>
+  make("readFile", { path, maxBytes: options.maxBytes ?? defaultMaxBytes } satisfies Operations["readFile"]["args"])
 
 /**
  * Writes a file synchronously on the pinned thread (in the set's mount namespace).

@@ -15,6 +15,14 @@ const invalid = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effec
     assert.include(error.reason, field)
   })
 
+/** A temporary directory for the length of `f`, removed however `f` ends. */
+const inTempDir = <A, E, R>(f: (dir: string) => Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "gonso-nul-"))),
+    f,
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+
 layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("strings that reach libc", (it) => {
   describe("a NUL byte in a path or name is InvalidOptions naming the field, before anything is opened", () => {
     it.effect("sets opened from files and directories", () =>
@@ -31,13 +39,12 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("s
       Effect.gen(function*() {
         const set = yield* NamespaceSet.unshareCurrent(["uts"])
         yield* invalid(NamespaceSet.run(set, Task.readFile("/etc/hostname\0/etc/shadow")), "Task.readFile", "path")
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-nul-"))
-        try {
-          yield* invalid(NamespaceSet.run(set, Task.writeFile(`${dir}/a\0b`, "x")), "Task.writeFile", "path")
-          assert.deepStrictEqual(fs.readdirSync(dir), [])
-        } finally {
-          fs.rmSync(dir, { recursive: true, force: true })
-        }
+        yield* inTempDir((dir) =>
+          Effect.gen(function*() {
+            yield* invalid(NamespaceSet.run(set, Task.writeFile(`${dir}/a\0b`, "x")), "Task.writeFile", "path")
+            assert.deepStrictEqual(fs.readdirSync(dir), [])
+          })
+        )
         yield* invalid(NamespaceSet.run(set, Task.setHostname("box\0evil")), "Task.setHostname", "name")
         assert.notInclude(yield* NamespaceSet.run(set, Task.hostname), "box")
         // The same through a thread leased by enter.
@@ -65,13 +72,12 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("s
     it.effect("a unix socket's path", () =>
       Effect.gen(function*() {
         const set = yield* NamespaceSet.unshareCurrent(["net"])
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-nul-"))
-        try {
-          yield* invalid(NamespacedSocket.listen(set, { type: "unix", path: `${dir}/s\0x` }), "NamespacedSocket.listen", "path")
-          assert.deepStrictEqual(fs.readdirSync(dir), [])
-        } finally {
-          fs.rmSync(dir, { recursive: true, force: true })
-        }
+        yield* inTempDir((dir) =>
+          Effect.gen(function*() {
+            yield* invalid(NamespacedSocket.listen(set, { type: "unix", path: `${dir}/s\0x` }), "NamespacedSocket.listen", "path")
+            assert.deepStrictEqual(fs.readdirSync(dir), [])
+          })
+        )
       }))
 
     it.effect("mount targets (in a mount namespace of the test's own)", () =>

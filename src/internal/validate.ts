@@ -83,6 +83,15 @@ export const commandProblem = (
     ...(options.cwd === undefined ? [] : [["cwd", options.cwd] as const])
   ]) ?? environmentProblem(operation, options.env)
 
+/** The most `Task.readFile` may read: a result must fit the 64 MiB channel (as JSON). */
+export const READ_LIMIT = 64 * 1024 * 1024
+
+/** A byte limit: a whole number from 1 to `ceiling`. */
+export const byteLimitProblem = (operation: string, field: string, value: unknown, ceiling: number): InvalidOptions | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= ceiling
+    ? undefined
+    : new InvalidOptions({ operation, reason: `${field} must be a whole number of bytes from 1 to ${ceiling}, not ${describe(value)}` })
+
 /**
  * The C strings of an operation sent to a pinned thread, checked before it is sent (what `run`,
  * `enter` and the library's own requests send). Operations with no strings pass.
@@ -90,7 +99,8 @@ export const commandProblem = (
 export const specProblem = (spec: TaskSpec): InvalidOptions | undefined => {
   switch (spec.op) {
     case "readFile":
-      return cStrings("Task.readFile", [["path", spec.args.path]])
+      return cStrings("Task.readFile", [["path", spec.args.path]]) ??
+        byteLimitProblem("Task.readFile", "maxBytes", spec.args.maxBytes, READ_LIMIT)
     case "writeFile":
       return cStrings("Task.writeFile", [["path", spec.args.path]])
     case "setHostname":

@@ -191,6 +191,54 @@ const spawn = (args: Operations["spawn"]["args"]): number => {
   }
 }
 
+const READ_CHUNK = 64 * 1024
+
+/** What a file that is not a regular one is, for the error that refuses it. */
+const fileType = (stats: fs.Stats): string =>
+  stats.isFIFO() ? "a FIFO" : stats.isCharacterDevice() ? "a character device" : stats.isBlockDevice() ? "a block device" : stats.isSocket() ? "a socket" : "not a regular file"
+
+/**
+ * At most `limit` bytes of the regular file at `path`, as UTF-8, read in chunks; `OutputTooLarge`
+ * after `limit + 1` bytes, whatever the file's size claims (files of /proc report 0). The file is
+ * opened non-blocking, so a FIFO without a writer does not hold the thread, and anything but a
+ * regular file is refused before a byte is read: /dev/zero never ends, and a FIFO may never
+ * answer. (The main side checked `path` and `limit`.)
+ */
+const readBounded = (path: string, limit: number): string => {
+  const operation = "Task.readFile"
+  let fd: number
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY)
+  } catch (error) {
+    throw syscallError(operation, error, { path })
+  }
+  try {
+    const stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) throw { _tag: "SystemError", operation, call: "read", errno: "EISDIR", code: 21, path } satisfies WireError
+    if (!stats.isFile()) {
+      throw { _tag: "InvalidOptions", operation, reason: `${path} is ${fileType(stats)}: readFile reads regular files only (run a command, or a module task, for anything else)` } satisfies WireError
+    }
+    const chunks: Array<Buffer> = []
+    let total = 0
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit + 1 - total))
+      let read: number
+      try {
+        read = fs.readSync(fd, chunk, 0, chunk.length, null)
+      } catch (error) {
+        throw syscallError(operation, error, { path })
+      }
+      if (read === 0) break
+      chunks.push(read === chunk.length ? chunk : chunk.subarray(0, read))
+      total += read
+      if (total > limit) throw { _tag: "OutputTooLarge", operation, limit, path } satisfies WireError
+    }
+    return Buffer.concat(chunks, total).toString("utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
 /** Something a user module threw, made fit to cross by structured clone. */
 const thrownValue = (error: unknown): unknown => {
   if (error instanceof Error) {
@@ -247,13 +295,7 @@ export const handlers: Handlers = {
       throw syscallError("Task.setHostname", error)
     }
   },
-  readFile: (args) => {
-    try {
-      return fs.readFileSync(args.path, "utf8")
-    } catch (error) {
-      throw syscallError("Task.readFile", error, { path: args.path })
-    }
-  },
+  readFile: (args) => readBounded(args.path, args.maxBytes),
   writeFile: (args) => {
     try {
       fs.writeFileSync(args.path, Buffer.from(args.base64, "base64"), args.mode === undefined ? {} : { mode: args.mode })
