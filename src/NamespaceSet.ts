@@ -842,7 +842,8 @@ export const unshare: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
-    options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options)
+    validate.guard(validate.unshareOptionsProblem(options), () =>
+      options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options))
 )
 
 const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>

@@ -119,6 +119,30 @@ export const specProblem = (spec: TaskSpec): InvalidOptions | undefined => {
   }
 }
 
+const IdMap = Schema.Array(Schema.Struct({ containerId: Schema.Number, hostId: Schema.Number, size: Schema.Number }))
+
+/**
+ * The shape of `NamespaceSet.unshare`'s options: only the documented keys and values (the ranges
+ * of id maps and offsets are checked where they are used, with their own messages).
+ */
+const UnshareOptions = Schema.Struct({
+  propagation: Schema.optional(Schema.Literals(["private", "slave", "unchanged"])),
+  uidMap: Schema.optional(IdMap),
+  gidMap: Schema.optional(IdMap),
+  setgroups: Schema.optional(Schema.Literals(["allow", "deny"])),
+  timeOffsets: Schema.optional(Schema.Struct({ monotonic: Schema.optional(Schema.Number), boottime: Schema.optional(Schema.Number) }))
+})
+
+/** `NamespaceSet.unshare`'s options that do not fit their shape (`propagation: "shared"`, an unknown clock). */
+export const unshareOptionsProblem = (options: unknown): InvalidOptions | undefined => {
+  if (options === undefined) return undefined
+  const decoded = decodeOptions("NamespaceSet.unshare", UnshareOptions, options)
+  return Exit.isFailure(decoded) ? Cause.squash(decoded.cause) as InvalidOptions : undefined
+}
+
+/** The most sets a `NamespacePool` keeps ready. */
+export const MAX_POOL_SIZE = 1024
+
 /**
  * Options decoded with `schema` (excess properties refused), or `InvalidOptions` for `operation`
  * saying what does not fit and where (`max: Expected a value between 1 and 256`).
@@ -136,5 +160,6 @@ export const decodeOptions = <S extends Schema.ConstraintDecoder<unknown>>(
   const [first = message, ...rest] = message.split("\n")
   const at = rest.join(" ").match(/at (\S+)/)?.[1]
   const where = at === undefined ? "" : `${[...at.matchAll(/\["([^"]*)"\]|\[(\d+)\]/g)].map((m) => m[1] ?? `[${m[2]}]`).join(".")}: `
-  return Exit.fail(new InvalidOptions({ operation, reason: `${where}${first.charAt(0).toLowerCase()}${first.slice(1)}` }))
+  const what = first === "Expected no excess property" ? "not an option here" : `${first.charAt(0).toLowerCase()}${first.slice(1)}`
+  return Exit.fail(new InvalidOptions({ operation, reason: `${where}${what}` }))
 }
