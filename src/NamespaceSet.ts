@@ -38,6 +38,7 @@ import * as libc from "./internal/libc.ts"
 import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
+import { helperError } from "./internal/failure.ts"
 import * as validate from "./internal/validate.ts"
 import {
   adopt,
@@ -943,10 +944,12 @@ const timeNamespaceWithOffsets = (
     }
     helper.on("error", (error: NodeJS.ErrnoException) =>
       finish(Effect.fail(new CommandNotFound({ command: "unshare", errno: error.code ?? "ENOENT" }))))
-    helper.on("exit", () => {
-      const denied = /not permitted|permission denied/i.test(stderr)
-      const fields = { operation, call: "unshare(1)", errno: denied ? "EPERM" : "EIO", code: denied ? 1 : 5, kind: "time" as const }
-      finish(Effect.fail(denied ? new PermissionDenied(fields) : new SystemError(fields)))
+    helper.on("exit", (code, signal) => {
+      // Its stderr is read to the end before its exit is reported only if the pipe closed first.
+      const report = () =>
+        finish(Effect.fail(fromWire(helperError(operation, "unshare(1)", stderr, { code, signal }, { kind: "time" })) as SystemError | PermissionDenied))
+      if (helper.stderr!.readableEnded) report()
+      else helper.stderr!.once("close", report)
     })
     // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
     // namespace is ready and still unentered.

@@ -81,7 +81,8 @@ const c = lazily({
   posixSpawnp: () => lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
   free: () => lib.func("void free(uintptr_t ptr)"),
   prctl: () => lib.func("int prctl(int option, unsigned long arg)"),
-  ptrace: () => lib.func("long ptrace(int request, ...)")
+  ptrace: () => lib.func("long ptrace(int request, ...)"),
+  strerror: () => lib.func("const char *strerror(int errnum)")
 })
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -91,6 +92,21 @@ const errnoNames: ReadonlyMap<number, string> = new Map(
 
 /** The name of an errno value, or `E<number>` for one the table does not know. */
 export const errnoName = (code: number): string => errnoNames.get(code) ?? `E${code}`
+
+let errnoMessages: ReadonlyArray<{ readonly message: string; readonly errno: string; readonly code: number }> | undefined
+
+/**
+ * The errno whose `strerror` text a helper program printed (`"...: Numerical result out of
+ * range"` is ERANGE), the longest such text found in `text`; undefined when there is none.
+ */
+export const errnoInMessage = (text: string): { readonly errno: string; readonly code: number } | undefined => {
+  errnoMessages ??= [...errnoNames]
+    .map(([code, errno]) => ({ message: String(c.strerror(code)), errno, code }))
+    .filter((entry) => entry.message !== "" && !entry.message.startsWith("Unknown error"))
+    .sort((a, b) => b.message.length - a.message.length)
+  const found = errnoMessages.find((entry) => text.includes(entry.message))
+  return found === undefined ? undefined : { errno: found.errno, code: found.code }
+}
 
 /**
  * A failed libc call. Plain data plus a message, so that it can cross a thread boundary by

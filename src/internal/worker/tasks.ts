@@ -187,6 +187,14 @@ const spawn = (args: Operations["spawn"]["args"]): number => {
     if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
       throw { _tag: "CommandNotFound", command: file, errno: error.errno } satisfies WireError
     }
+    // The kernel refuses every new process in a pid namespace whose init has exited, with ENOMEM.
+    const pid = state.joinedMember("pid")
+    if (error instanceof libc.SyscallFailure && error.errno === "ENOMEM" && pid !== undefined && !state.isBaseline(pid)) {
+      throw {
+        ...syscallError(args.operation, error, { kind: "pid" }),
+        detail: "the init (pid 1) of the set's pid namespace has exited, so the kernel starts no process in it any more"
+      } satisfies WireError
+    }
     throw syscallError(args.operation, error)
   }
 }
