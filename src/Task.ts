@@ -183,7 +183,10 @@ export const readFile = (
   make("readFile", { path, maxBytes: options.maxBytes ?? defaultMaxBytes } satisfies Operations["readFile"]["args"])
 
 /**
- * Writes a file synchronously on the pinned thread (in the set's mount namespace).
+ * Writes a regular file synchronously on the pinned thread (in the set's mount namespace),
+ * creating it with `mode` (default 0o666, less the umask) if missing. Anything but a regular file
+ * (a FIFO, which would hold the thread until a reader came, a device, a socket) is refused at once
+ * with `InvalidOptions`; files of `/proc` and `/sys` are regular.
  *
  * @since 0.1.0
  */

@@ -71,6 +71,36 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("r
       ))
   })
 
+  describe("Task.writeFile", () => {
+    it.effect("a FIFO without a reader is refused at once, not waited on forever", () =>
+      inTempDir((dir) =>
+        Effect.sync(() => {
+          const fifo = `${dir}/fifo`
+          execFileSync("mkfifo", [fifo])
+          const script = new URL("./fixtures/read-fifo.ts", import.meta.url).pathname
+          const result = spawnSync(process.execPath, [script, fifo, "write"], { encoding: "utf8", timeout: 20_000, killSignal: "SIGKILL" })
+          assert.strictEqual(result.status, 0, `the writer did not finish: ${result.signal ?? ""} ${result.stderr}`)
+          const outcome = JSON.parse(result.stdout)
+          assert.deepInclude(outcome, { exit: "Failure", tag: "InvalidOptions" })
+          assert.include(outcome.reason, "FIFO")
+          assert.isBelow(outcome.ms, 2_000)
+        })
+      ))
+
+    it.effect("regular files are still written, created with the mode asked for", () =>
+      inTempDir((dir) =>
+        Effect.gen(function*() {
+          const set = yield* NamespaceSet.current(["mnt"])
+          yield* NamespaceSet.run(set, Task.writeFile(`${dir}/new`, "first", { mode: 0o600 }))
+          yield* NamespaceSet.run(set, Task.writeFile(`${dir}/new`, "2"))
+          assert.strictEqual(fs.readFileSync(`${dir}/new`, "utf8"), "2")
+          assert.strictEqual(fs.statSync(`${dir}/new`).mode & 0o777, 0o600)
+          const error = yield* Effect.flip(NamespaceSet.run(set, Task.writeFile("/dev/full", "x")))
+          assert.deepInclude(error, { _tag: "InvalidOptions", operation: "Task.writeFile" })
+        })
+      ))
+  })
+
   describe("Task.exec", () => {
     it.effect("output past maxBuffer (default 16 MiB, stdout and stderr together) is OutputTooLarge", () =>
       Effect.gen(function*() {

@@ -247,6 +247,44 @@ const readBounded = (path: string, limit: number): string => {
   }
 }
 
+/**
+ * Writes `data` to the regular file at `path` (created with `mode` if missing, else truncated).
+ * Opened non-blocking: a FIFO without a reader fails at once (ENXIO) instead of holding the thread
+ * until one comes, and anything but a regular file is refused before a byte is written.
+ */
+const writeRegular = (path: string, data: Buffer, mode: number): void => {
+  const operation = "Task.writeFile"
+  const { O_WRONLY, O_CREAT, O_NONBLOCK, O_NOCTTY } = fs.constants
+  const refuse = (stats: fs.Stats): WireError => ({
+    _tag: "InvalidOptions",
+    operation,
+    reason: `${path} is ${fileType(stats)}: writeFile writes regular files only (run a command, or a module task, for anything else)`
+  })
+  let fd: number
+  try {
+    fd = fs.openSync(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY, mode)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENXIO") {
+      const stats = fs.statSync(path, { throwIfNoEntry: false })
+      if (stats !== undefined && !stats.isFile()) throw refuse(stats)
+    }
+    throw syscallError(operation, error, { path })
+  }
+  try {
+    const stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) throw { _tag: "SystemError", operation, call: "open", errno: "EISDIR", code: 21, path } satisfies WireError
+    if (!stats.isFile()) throw refuse(stats)
+    try {
+      fs.ftruncateSync(fd, 0)
+      for (let written = 0; written < data.length;) written += fs.writeSync(fd, data, written, data.length - written)
+    } catch (error) {
+      throw syscallError(operation, error, { path })
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
 /** Something a user module threw, made fit to cross by structured clone. */
 const thrownValue = (error: unknown): unknown => {
   if (error instanceof Error) {
@@ -304,13 +342,7 @@ export const handlers: Handlers = {
     }
   },
   readFile: (args) => readBounded(args.path, args.maxBytes),
-  writeFile: (args) => {
-    try {
-      fs.writeFileSync(args.path, Buffer.from(args.base64, "base64"), args.mode === undefined ? {} : { mode: args.mode })
-    } catch (error) {
-      throw syscallError("Task.writeFile", error, { path: args.path })
-    }
-  },
+  writeFile: (args) => writeRegular(args.path, Buffer.from(args.base64, "base64"), args.mode ?? 0o666),
   unshare,
   clone,
   socket,
