@@ -35,7 +35,7 @@ import * as libc from "./internal/libc.ts"
 import { nsenterOptions } from "./internal/nsenter.ts"
 import { runSpec } from "./internal/set.ts"
 import type { Operations } from "./internal/protocol.ts"
-import { byteLimitProblem, commandProblem } from "./internal/validate.ts"
+import { byteLimitProblem, commandProblem, idProblem } from "./internal/validate.ts"
 import { fromSyscall } from "./internal/wire.ts"
 
 /**
@@ -234,7 +234,8 @@ export const spawnWith = <R>(
   options: SpawnOptions
 ): Effect.Effect<ChildProcess, SpawnError, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const invalid = commandProblem(operation, command, args, options)
+    const invalid = commandProblem(operation, command, args, options) ??
+      idProblem(operation, "uid", options.uid) ?? idProblem(operation, "gid", options.gid)
     if (invalid !== undefined) return yield* invalid
     if ((options.uid === undefined) !== (options.gid === undefined)) {
       return yield* new InvalidOptions({ operation, reason: "uid and gid go together" })

@@ -1,6 +1,6 @@
 import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { NamespacePool, NamespaceSet, PinnedThreads } from "../src/index.ts"
+import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads } from "../src/index.ts"
 
 /** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
 const invalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
@@ -63,5 +63,18 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("o
       yield* invalid(NamespaceSet.unshareCurrent(["net"], { isolate: true } as never), operation, "isolate")
       // What fits still works.
       yield* NamespaceSet.unshareCurrent(["mnt"], { propagation: "slave" })
+    }))
+
+  it.effect("spawn's uid and gid, and a socket's backlog, are whole numbers in range", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.current(["uts"])
+      for (const [uid, field] of [[Number.NaN, "uid"], [-1, "uid"], [1.5, "uid"], [2 ** 32, "uid"]] as const) {
+        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid, gid: 0 })), "NamespaceSet.spawn", field)
+        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid: 0, gid: uid })), "NamespaceSet.spawn", "gid")
+      }
+      const net = yield* NamespaceSet.unshareCurrent(["net"])
+      for (const backlog of [Number.NaN, -1, 1.5]) {
+        yield* invalid(NamespacedSocket.listen(net, { host: "127.0.0.1", backlog }), "NamespacedSocket.listen", "backlog")
+      }
     }))
 })

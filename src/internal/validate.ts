@@ -83,6 +83,22 @@ export const commandProblem = (
     ...(options.cwd === undefined ? [] : [["cwd", options.cwd] as const])
   ]) ?? environmentProblem(operation, options.env)
 
+/** A whole number from `minimum` to `maximum`, or `InvalidOptions` naming `field`. */
+export const wholeNumberProblem = (
+  operation: string,
+  field: string,
+  value: unknown,
+  minimum: number,
+  maximum: number
+): InvalidOptions | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= minimum && value <= maximum
+    ? undefined
+    : new InvalidOptions({ operation, reason: `${field} must be a whole number from ${minimum} to ${maximum}, not ${describe(value)}` })
+
+/** A uid or gid: 0 to 2^32 - 2 (2^32 - 1 is the kernel's "no id"). */
+export const idProblem = (operation: string, field: string, value: unknown): InvalidOptions | undefined =>
+  value === undefined ? undefined : wholeNumberProblem(operation, field, value, 0, 0xfffffffe)
+
 /** The most `Task.readFile` may read: a result must fit the 64 MiB channel (as JSON). */
 export const READ_LIMIT = 64 * 1024 * 1024
 
