@@ -673,9 +673,9 @@ export const mountKindScoped = (
     ))
 
 const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
-  name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
+  validate.cStrings(operation, [["name", name]]) ?? (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
     ? new InvalidOptions({ operation, reason: `${JSON.stringify(name)} is not a valid network namespace name` })
-    : undefined
+    : undefined)
 
 /**
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at

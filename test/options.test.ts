@@ -1,6 +1,6 @@
 import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads } from "../src/index.ts"
+import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
 /** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
 const invalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
@@ -76,5 +76,14 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("o
       for (const backlog of [Number.NaN, -1, 1.5]) {
         yield* invalid(NamespacedSocket.listen(net, { host: "127.0.0.1", backlog }), "NamespacedSocket.listen", "backlog")
       }
+    }))
+
+  it.effect("writeFile's mode is a file mode; a netns name is a string", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.current(["mnt"])
+      for (const mode of [Number.NaN, -1, 0o10000, 1.5]) {
+        yield* invalid(NamespaceSet.run(set, Task.writeFile("/tmp/gonso-mode-never-written", "x", { mode })), "Task.writeFile", "mode")
+      }
+      yield* invalid(NamespaceSet.fromNetnsName(7 as unknown as string), "NamespaceSet.fromNetnsName", "7")
     }))
 })

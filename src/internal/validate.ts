@@ -118,7 +118,8 @@ export const specProblem = (spec: TaskSpec): InvalidOptions | undefined => {
       return cStrings("Task.readFile", [["path", spec.args.path]]) ??
         byteLimitProblem("Task.readFile", "maxBytes", spec.args.maxBytes, READ_LIMIT)
     case "writeFile":
-      return cStrings("Task.writeFile", [["path", spec.args.path]])
+      return cStrings("Task.writeFile", [["path", spec.args.path]]) ??
+        (spec.args.mode === undefined ? undefined : wholeNumberProblem("Task.writeFile", "mode", spec.args.mode, 0, 0o7777))
     case "setHostname":
       return cStrings("Task.setHostname", [["name", spec.args.name]])
     case "spawn":
