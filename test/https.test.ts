@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as https from "node:https"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -94,6 +95,13 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("t
           ))
           assert.include(`${error} ${(error as { cause?: unknown }).cause}`, "not an IP address", scheme)
         }
+        // A Unix socket is another destination than the set's network: refused.
+        const agent = yield* NamespacedHttpClient.agent(set)
+        const refused = yield* Effect.callback<string>((resume) => {
+          http.get({ socketPath: "/run/gonso-no-such.sock", path: "/", agent }, () => resume(Effect.succeed("answered")))
+            .on("error", (error) => resume(Effect.succeed(error.message)))
+        })
+        assert.include(refused, "socketPath")
         assert.strictEqual(host.connections(), 0)
       }))
   })
