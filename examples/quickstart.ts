@@ -33,7 +33,8 @@ const main = quickstart.pipe(
   Effect.provide(PinnedThreads.layer()),
   Effect.catchTag("PermissionDenied", (error) =>
     Effect.sync(() => {
-      console.error(`gonso quickstart needs root or CAP_SYS_ADMIN: ${error.message}`)
+      // The message says what is missing: root or CAP_SYS_ADMIN, or what refused a privileged process.
+      console.error(`gonso quickstart: ${error.message}`)
       process.exitCode = 1
     }))
 )

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as fs from "node:fs"
 import { Schema } from "effect"
 
 const Kind = Schema.Literals(["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"])
@@ -24,8 +25,30 @@ const syscallFields = {
   pid: Schema.optionalKey(Schema.Number),
   /** For sockets: the address and port. */
   host: Schema.optionalKey(Schema.String),
-  port: Schema.optionalKey(Schema.Number)
+  port: Schema.optionalKey(Schema.Number),
+  /** What is known beyond the errno: a helper's own message, or what the errno means here. */
+  detail: Schema.optionalKey(Schema.String)
 }
+
+/**
+ * Whether this process has CAP_SYS_ADMIN in its effective set (bit 21 of `CapEff`): then a refusal
+ * is not for want of privilege, and the message must not say it is.
+ */
+const hasSysAdmin = (() => {
+  let known: boolean | undefined
+  return (): boolean => {
+    if (known !== undefined) return known
+    try {
+      const effective = fs.readFileSync("/proc/self/status", "utf8").match(/^CapEff:\s*([0-9a-f]+)$/m)?.[1]
+      known = effective !== undefined && (BigInt(`0x${effective}`) & (1n << 21n)) !== 0n
+    } catch {
+      known = process.geteuid?.() === 0
+    }
+    return known
+  }
+})()
+
+const withDetail = (self: { detail?: string | undefined }) => self.detail === undefined ? "" : `: ${self.detail}`
 
 /**
  * The caller lacks the privilege for a namespace operation (`EPERM` or `EACCES`): most kinds need
@@ -35,7 +58,10 @@ const syscallFields = {
  */
 export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", syscallFields) {
   override get message(): string {
-    return `${this.operation}: ${this.call} failed with ${this.errno}${describeTarget(this)}: not privileged (root or CAP_SYS_ADMIN is needed)`
+    const why = hasSysAdmin()
+      ? "denied although this process has CAP_SYS_ADMIN (the target belongs to a user namespace that grants this process nothing, or a security policy refused it: ptrace access rules, Yama, AppArmor, SELinux, seccomp)"
+      : "not privileged (root or CAP_SYS_ADMIN is needed)"
+    return `${this.operation}: ${this.call} failed with ${this.errno}${describeTarget(this)}${withDetail(this)}: ${why}`
   }
 }
 
@@ -46,7 +72,7 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
  */
 export class SystemError extends Schema.TaggedError<SystemError>()("SystemError", syscallFields) {
   override get message(): string {
-    return `${this.operation}: ${this.call} failed with ${this.errno} (${this.code})${describeTarget(this)}`
+    return `${this.operation}: ${this.call} failed with ${this.errno} (${this.code})${describeTarget(this)}${withDetail(this)}`
   }
 }
 
@@ -388,6 +414,33 @@ export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("Invali
 export type NetworkError = LinkExists | LinkNotFound | NetworkPermissionDenied | NetlinkError | InvalidAddress
 
 /**
+ * More output than the caller's limit: a file read by `Task.readFile` larger than its `maxBytes`,
+ * or a command run by `Task.exec` that printed more than its `maxBuffer` (stdout and stderr
+ * together; the command's process group is then killed). `stdout` and `stderr` hold what the
+ * command had printed until then, at most `limit` bytes together. For output of any size, stream
+ * it: `NamespaceSet.spawn`.
+ *
+ * @since 0.1.0
+ */
+export class OutputTooLarge extends Schema.TaggedError<OutputTooLarge>()("OutputTooLarge", {
+  operation: Schema.String,
+  /** The limit, in bytes. */
+  limit: Schema.Number,
+  /** The file, for `Task.readFile`. */
+  path: Schema.optionalKey(Schema.String),
+  /** The command, for `Task.exec`. */
+  command: Schema.optionalKey(Schema.String),
+  stdout: Schema.optionalKey(Schema.String),
+  stderr: Schema.optionalKey(Schema.String)
+}) {
+  override get message(): string {
+    return this.command !== undefined
+      ? `${this.operation}: ${JSON.stringify(this.command)} printed more than ${this.limit} bytes (maxBuffer), and was killed; NamespaceSet.spawn streams output of any size`
+      : `${this.operation}: ${this.path ?? "the file"} holds more than ${this.limit} bytes (maxBytes)`
+  }
+}
+
+/**
  * The errors of joining a set on a pinned thread.
  *
  * @since 0.1.0
@@ -426,7 +479,32 @@ export type NamespaceError =
   | CommandNotFound
   | ThreadFailure
   | PayloadTooLarge
+  | OutputTooLarge
   | NetworkError
+
+/**
+ * Logging an error shows its message. The classes' `message` is a getter (it is made from the
+ * fields), which `util.inspect` (and so `console.error` and `console.log`) does not print: each
+ * class shows its stack, which begins with the message, and then its fields.
+ */
+const inspectSymbol = Symbol.for("nodejs.util.inspect.custom")
+for (
+  const ErrorClass of [
+    PermissionDenied, SystemError, InvalidKind, NotANamespace, KindMismatch, NamespaceNotFound, ProcessNotFound,
+    SetClosed, KindNotInSet, UserNamespaceNotEnterable, UnsupportedKind, InvalidOptions, AddressInUse,
+    ConnectionRefused, Unreachable, ModuleTaskError, CommandNotFound, ThreadFailure, PayloadTooLarge, OutputTooLarge,
+    LinkExists, LinkNotFound, NetworkPermissionDenied, NetlinkError, InvalidAddress
+  ]
+) {
+  Object.defineProperty(ErrorClass.prototype, inspectSymbol, {
+    configurable: true,
+    writable: true,
+    value(this: Error, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
+      const head = typeof this.stack === "string" && this.stack.includes(this.message) ? this.stack : `${this.name}: ${this.message}`
+      return `${head} ${inspect({ ...this }, options)}`
+    }
+  })
+}
 
 function describeTarget(self: { kind?: string; path?: string; pid?: number; host?: string; port?: number }): string {
   const parts: Array<string> = []

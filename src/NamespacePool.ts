@@ -7,9 +7,10 @@
 import { Effect, Exit, Fiber, Queue, Scope, Semaphore } from "effect"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import * as NamespaceSet from "./NamespaceSet.ts"
-import type { NamespaceError } from "./NamespaceError.ts"
+import { InvalidOptions, type NamespaceError } from "./NamespaceError.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import type { Task } from "./Task.ts"
+import { MAX_POOL_SIZE, unshareOptionsProblem } from "./internal/validate.ts"
 
 const TypeId = "~gonso/NamespacePool" as const
 
@@ -40,7 +41,7 @@ export interface NamespacePool {
 export interface Options<E = never> {
   /** The kinds each set gets new namespaces of. */
   readonly kinds: ReadonlyArray<NamespaceKind>
-  /** How many sets to keep ready (at least 1). */
+  /** How many sets to keep ready: a whole number from 1 to 1024. */
   readonly size: number
   /**
    * The set new namespaces are made from (default: the process's own namespaces of `kinds`). Its
@@ -63,7 +64,9 @@ export interface Options<E = never> {
  * their takers.
  *
  * Making a set that fails does not spin: the failure waits in the pool like a set would, the next
- * taker receives it as its typed error, and only then is another attempt made.
+ * taker receives it as its typed error, and only then is another attempt made. A `size` that is
+ * not a whole number from 1 to 1024, or `unshare` options that do not fit, fail `make` itself with
+ * `InvalidOptions`.
  *
  * @since 0.1.0
  * @example
@@ -74,9 +77,14 @@ export interface Options<E = never> {
  */
 export const make = <E = never>(
   options: Options<E>
-): Effect.Effect<NamespacePool, never, PinnedThreads | Scope.Scope> =>
+): Effect.Effect<NamespacePool, InvalidOptions, PinnedThreads | Scope.Scope> =>
   Effect.gen(function*() {
-    const size = Math.max(1, Math.floor(options.size))
+    const size = options.size
+    if (!Number.isSafeInteger(size) || size < 1 || size > MAX_POOL_SIZE) {
+      return yield* new InvalidOptions({ operation: "NamespacePool.make", reason: `size must be a whole number from 1 to ${MAX_POOL_SIZE}, not ${size}` })
+    }
+    const badUnshare = unshareOptionsProblem(options.unshare)
+    if (badUnshare !== undefined) return yield* badUnshare
     const queue = yield* Queue.bounded<Exit.Exit<Ready, NamespaceError>>(size)
     const room = yield* Semaphore.make(size)
     // Runs with interruption masked but for `restore`: making a set can be interrupted (the pool is

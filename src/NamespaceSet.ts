@@ -40,6 +40,8 @@ import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
+import { helperError } from "./internal/failure.ts"
+import * as validate from "./internal/validate.ts"
 import {
   adopt,
   attempt,
@@ -220,9 +222,9 @@ export const fromPid = (
 export const fromPath = (
   dir: string,
   kinds: ReadonlyArray<NamespaceKind>
-): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
-  withValidKinds("NamespaceSet.fromPath", kinds, (valid) =>
-    open("NamespaceSet.fromPath", valid.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`])))
+): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> =>
+  validate.guard(validate.cStrings("NamespaceSet.fromPath", [["dir", dir]]), () => withValidKinds("NamespaceSet.fromPath", kinds, (valid) =>
+    open("NamespaceSet.fromPath", valid.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`]))))
 
 /**
  * One file per kind, e.g. `{ net: "/run/netns/blue" }`. Each file must be a namespace of its key's
@@ -232,10 +234,10 @@ export const fromPath = (
  */
 export const fromFiles = (
   files: Partial<Record<NamespaceKind, string>>
-): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> => {
+): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> => {
   const entries = Object.entries(files).filter(([, path]) => path !== undefined) as Array<[string, string]>
-  return withValidKinds("NamespaceSet.fromFiles", entries.map(([kind]) => kind as NamespaceKind), () =>
-    open("NamespaceSet.fromFiles", entries as Array<[NamespaceKind, string]>))
+  return validate.guard(validate.cStrings("NamespaceSet.fromFiles", entries), () => withValidKinds("NamespaceSet.fromFiles", entries.map(([kind]) => kind as NamespaceKind), () =>
+    open("NamespaceSet.fromFiles", entries as Array<[NamespaceKind, string]>)))
 }
 
 const withValidKinds = <A, E, R>(
@@ -523,11 +525,13 @@ export const enter = (
     })
     const lock = yield* Semaphore.make(1)
     const runOnThread = <A, E>(task: TaskSpec): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
-      Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
-        open
-          ? Effect.flatMap(pool.call(thread, { operation: "EnteredThread.run", task }), outcomeOf<A, E>)
-          : Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
-      )
+      Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> => {
+        if (!open) return Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
+        // Every task with strings declares InvalidOptions among its errors.
+        const invalid = validate.specProblem(task)
+        if (invalid !== undefined) return Effect.fail(invalid as E)
+        return Effect.flatMap(pool.call(thread, { operation: "EnteredThread.run", task }), outcomeOf<A, E>)
+      })
     return {
       tid: thread.tid,
       run: <A, E>(task: Task<A, E>) =>
@@ -605,7 +609,8 @@ const dirTargets = (set: NamespaceSet, dir: string) =>
  * @since 0.1.0
  */
 export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options))
+  validate.guard(validate.cStrings("NamespaceSet.mount", [["dir", dir]]), () =>
+    Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options)))
 
 /**
  * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
@@ -619,7 +624,8 @@ export const mountKind = (
   file: string,
   options?: MountOptions
 ): Effect.Effect<void, MountError, PinnedThreads> =>
-  Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options))
+  validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () =>
+    Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options)))
 
 /**
  * Detaches the mounts at `paths` and removes the files.
@@ -627,9 +633,10 @@ export const mountKind = (
  * @since 0.1.0
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  Effect.uninterruptible(
-    inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
-  )
+  validate.guard(validate.cStrings("NamespaceSet.unmount", validate.listFields("paths", paths)), () =>
+    Effect.uninterruptible(
+      inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
+    ))
 
 /**
  * {@link mount}, undone when the current Scope closes.
@@ -641,6 +648,8 @@ export const mountScoped = (
   dir: string,
   options?: MountOptions
 ): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> => {
+  const invalid = validate.cStrings("NamespaceSet.mountScoped", [["dir", dir]])
+  if (invalid !== undefined) return Effect.fail(invalid)
   const targets = dirTargets(set, dir)
   return Effect.acquireRelease(
     mountTargets("NamespaceSet.mountScoped", set, targets, options),
@@ -659,15 +668,16 @@ export const mountKindScoped = (
   file: string,
   options?: MountOptions
 ): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
-  Effect.acquireRelease(
-    mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
-    () => Effect.ignore(unmount([file], options))
-  )
+  validate.guard(validate.cStrings("NamespaceSet.mountKindScoped", [["file", file]]), () =>
+    Effect.acquireRelease(
+      mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
+      () => Effect.ignore(unmount([file], options))
+    ))
 
 const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
-  name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
+  validate.cStrings(operation, [["name", name]]) ?? (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
     ? new InvalidOptions({ operation, reason: `${JSON.stringify(name)} is not a valid network namespace name` })
-    : undefined
+    : undefined)
 
 /**
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
@@ -837,7 +847,8 @@ export const unshare: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
-    upLoopback(kinds, options, options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options))
+    validate.guard(validate.unshareOptionsProblem(options), () =>
+      upLoopback(kinds, options, options?.timeOffsets === undefined ? unshareOnThread(set, kinds, options) : unshareWithTimeOffsets(set, kinds, options)))
 )
 
 const unshareOnThread = (set: NamespaceSet, kinds: ReadonlyArray<NamespaceKind>, options?: UnshareOptions) =>
@@ -937,10 +948,12 @@ const timeNamespaceWithOffsets = (
     }
     helper.on("error", (error: NodeJS.ErrnoException) =>
       finish(Effect.fail(new CommandNotFound({ command: "unshare", errno: error.code ?? "ENOENT" }))))
-    helper.on("exit", () => {
-      const denied = /not permitted|permission denied/i.test(stderr)
-      const fields = { operation, call: "unshare(1)", errno: denied ? "EPERM" : "EIO", code: denied ? 1 : 5, kind: "time" as const }
-      finish(Effect.fail(denied ? new PermissionDenied(fields) : new SystemError(fields)))
+    helper.on("exit", (code, signal) => {
+      // Its stderr is read to the end before its exit is reported only if the pipe closed first.
+      const report = () =>
+        finish(Effect.fail(fromWire(helperError(operation, "unshare(1)", stderr, { code, signal }, { kind: "time" })) as SystemError | PermissionDenied))
+      if (helper.stderr!.readableEnded) report()
+      else helper.stderr!.once("close", report)
     })
     // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
     // namespace is ready and still unentered.

@@ -1,19 +1,51 @@
 /**
  * HTTP clients whose connections are made inside a set's network namespace, with requests running
- * on the main event loop: a Node `http.Agent` for `http.request`, and Effect's `HttpClient` built
- * on it.
+ * on the main event loop: Node agents for `http.request` and `https.request`, and Effect's
+ * `HttpClient` built on them.
+ *
+ * Every connection, plain or TLS, is a TCP socket created by a pinned thread inside the set; TLS
+ * runs over that socket on the main loop. Nothing is resolved by name: a name would be looked up by
+ * `dns.lookup`, on libuv's pool, in the host's network namespace, so hosts must be IP addresses.
  *
  * @since 0.1.0
  */
 import * as http from "node:http"
 import * as https from "node:https"
 import type * as net from "node:net"
+import * as tls from "node:tls"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Effect, Exit, Layer, type Scope } from "effect"
+import { Cause, Effect, Exit, Layer, type Scope } from "effect"
 import type { HttpClient } from "effect/http"
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import * as NamespacedSocket from "./NamespacedSocket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
+
+type Connected = (error: Error | null, socket: net.Socket) => void
+
+/**
+ * Connects the way an agent asked, from inside the set. A Unix socket path (`socketPath`) would
+ * be another destination than the set's network: it is refused, as a name is (by `connect`).
+ */
+const connectInside = (
+  set: NamespaceSet,
+  run: ReturnType<typeof Effect.runCallbackWith<PinnedThreads>>,
+  options: http.ClientRequestArgs,
+  defaultPort: number,
+  done: Connected
+): void => {
+  if (options.socketPath !== undefined) {
+    return done(new Error("a namespaced agent connects to IP addresses inside the set, not to Unix sockets (socketPath)"), undefined as never)
+  }
+  const host = String(options.host ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1")
+  const port = Number(options.port ?? defaultPort)
+  run(NamespacedSocket.connectUnscoped(set, { host, port }), {
+    onExit: (exit) => {
+      if (Exit.isSuccess(exit)) return done(null, exit.value)
+      const failure = Cause.squash(exit.cause)
+      done(new Error(`connection from inside the namespace failed: ${failure instanceof Error ? failure.message : String(failure)}`, { cause: failure }), undefined as never)
+    }
+  })
+}
 
 /**
  * A Node `http.Agent` whose connections are TCP sockets created in the set's network namespace
@@ -33,22 +65,11 @@ export const agent = (
   options: http.AgentOptions = {}
 ): Effect.Effect<http.Agent, never, PinnedThreads | Scope.Scope> =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<PinnedThreads>()
-    const connectIn = Effect.runCallbackWith(context)
+    const run = Effect.runCallbackWith(yield* Effect.context<PinnedThreads>())
     class NamespacedAgent extends http.Agent {
       // Node's Agent accepts a socket through the callback when createConnection returns nothing.
-      override createConnection(
-        connectOptions: http.ClientRequestArgs,
-        callback?: (error: Error | null, socket: net.Socket) => void
-      ): undefined {
-        const host = String(connectOptions.host ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1")
-        const port = Number(connectOptions.port ?? 80)
-        connectIn(NamespacedSocket.connectUnscoped(set, { host, port }), {
-          onExit: (exit) => {
-            if (Exit.isSuccess(exit)) callback?.(null, exit.value)
-            else callback?.(new Error(`connection from inside the namespace failed: ${String(exit.cause)}`), undefined as never)
-          }
-        })
+      override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
+        connectInside(set, run, connectOptions, 80, (error, socket) => callback?.(error, socket))
         return undefined
       }
     }
@@ -59,23 +80,65 @@ export const agent = (
   })
 
 /**
- * Effect's `HttpClient` (Node's `http` implementation) with every connection made inside the set's
- * network namespace through {@link agent}. `https` requests use Node's default agent, outside.
+ * A Node `https.Agent` whose connections are TCP sockets created in the set's network namespace,
+ * with TLS run over them on the main event loop (`tls.connect({ socket })`). The agent's options
+ * are `https.Agent`'s: `ca`, `cert`, `key`, `rejectUnauthorized`, `servername`, ...; certificates
+ * are verified as usual, against the IP address asked for unless a `servername` is given. Hosts
+ * must be IP addresses. Destroyed when the current Scope closes.
  *
  * @since 0.1.0
  * @example
  * ```ts
- * const body = yield* HttpClient.get("http://169.254.1.1:8080/").pipe(
+ * const agent = yield* NamespacedHttpClient.httpsAgent(set, { ca })
+ * https.get({ host: "169.254.1.1", port: 8443, path: "/", agent }, (response) => ...)
+ * ```
+ */
+export const httpsAgent = (
+  set: NamespaceSet,
+  options: https.AgentOptions = {}
+): Effect.Effect<https.Agent, never, PinnedThreads | Scope.Scope> =>
+  Effect.gen(function*() {
+    const run = Effect.runCallbackWith(yield* Effect.context<PinnedThreads>())
+    class NamespacedHttpsAgent extends https.Agent {
+      override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
+        connectInside(set, run, connectOptions, 443, (error, socket) => {
+          if (error !== null) return callback?.(error, socket)
+          // The options are the request's merged with the agent's (ca, servername, ...), as Node's
+          // own https.Agent passes them to tls.connect; the socket replaces the connection it
+          // would make.
+          const secure = tls.connect({ ...(connectOptions as tls.ConnectionOptions), socket })
+          callback?.(null, secure)
+        })
+        return undefined
+      }
+    }
+    return yield* Effect.acquireRelease(
+      Effect.sync(() => new NamespacedHttpsAgent(options)),
+      (agent) => Effect.sync(() => agent.destroy())
+    )
+  })
+
+/**
+ * Effect's `HttpClient` (Node's `http` implementation) with every connection made inside the set's
+ * network namespace: `http://` through {@link agent}, `https://` through {@link httpsAgent} (TLS
+ * over a socket made in the set). `options` go to both agents (TLS options such as `ca` apply to
+ * `https://` only). Hosts must be IP addresses: a name fails the request, and is never looked up.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const body = yield* HttpClient.get("https://169.254.1.1:8443/").pipe(
  *   Effect.flatMap((response) => response.text),
- *   Effect.provide(NamespacedHttpClient.layer(set))
+ *   Effect.provide(NamespacedHttpClient.layer(set, { ca }))
  * )
  * ```
  */
-export const layer = (set: NamespaceSet, options: http.AgentOptions = {}): Layer.Layer<HttpClient.HttpClient, never, PinnedThreads> =>
+export const layer = (set: NamespaceSet, options: https.AgentOptions = {}): Layer.Layer<HttpClient.HttpClient, never, PinnedThreads> =>
   NodeHttpClient.layerNodeHttpNoAgent.pipe(
     Layer.provide(Layer.effect(
       NodeHttpClient.HttpAgent,
-      Effect.map(agent(set, options), (http) => NodeHttpClient.HttpAgent.of({ http, https: https.globalAgent }))
+      Effect.gen(function*() {
+        return NodeHttpClient.HttpAgent.of({ http: yield* agent(set, options), https: yield* httpsAgent(set, options) })
+      })
     ))
   )
-

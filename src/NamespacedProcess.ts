@@ -22,6 +22,7 @@ import {
   type InvalidKind,
   InvalidOptions,
   type KindNotInSet,
+  OutputTooLarge,
   type PermissionDenied,
   type SetClosed,
   SystemError
@@ -34,6 +35,7 @@ import * as libc from "./internal/libc.ts"
 import { nsenterOptions } from "./internal/nsenter.ts"
 import { runSpec } from "./internal/set.ts"
 import type { Operations } from "./internal/protocol.ts"
+import { byteLimitProblem, commandProblem, idProblem } from "./internal/validate.ts"
 import { fromSyscall } from "./internal/wire.ts"
 
 /**
@@ -131,14 +133,53 @@ export const spawn = (
     options
   )
 
-/** Everything a stream yields until it ends, as UTF-8 text. */
-const readAll = (readable: Readable): Effect.Effect<string, SystemError> =>
-  Effect.callback<string, SystemError>((resume) => {
-    const chunks: Array<Buffer> = []
-    readable.on("data", (chunk: Buffer) => chunks.push(chunk))
-    readable.once("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    readable.once("error", (error: NodeJS.ErrnoException) =>
-      resume(Effect.fail(new SystemError({ operation: "Task.exec", call: "read", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) }))))
+/**
+ * Everything the two streams yield until both end, as UTF-8 text, as long as they yield at most
+ * `limit` bytes together: one byte more fails at once with `OutputTooLarge` carrying the first
+ * `limit` bytes (the caller's Scope then kills the command). Reading stops there, so a command
+ * that prints without end costs no more than `limit`.
+ */
+const readBoth = (
+  command: string,
+  stdout: Readable,
+  stderr: Readable,
+  limit: number
+): Effect.Effect<readonly [string, string], SystemError | OutputTooLarge> =>
+  Effect.callback<readonly [string, string], SystemError | OutputTooLarge>((resume) => {
+    const chunks: [Array<Buffer>, Array<Buffer>] = [[], []]
+    let total = 0
+    let ended = 0
+    let done = false
+    const text = (which: 0 | 1) => Buffer.concat(chunks[which]).toString("utf8")
+    const settle = (effect: Effect.Effect<readonly [string, string], SystemError | OutputTooLarge>) => {
+      if (done) return
+      done = true
+      for (const readable of [stdout, stderr]) {
+        readable.pause()
+        readable.removeAllListeners("data")
+      }
+      resume(effect)
+    }
+    ;([stdout, stderr] as const).forEach((readable, which) => {
+      readable.on("data", (chunk: Buffer) => {
+        if (done) return
+        const room = limit - total
+        if (chunk.length > room) {
+          chunks[which as 0 | 1].push(chunk.subarray(0, room))
+          return settle(Effect.fail(new OutputTooLarge({ operation: "Task.exec", limit, command, stdout: text(0), stderr: text(1) })))
+        }
+        chunks[which as 0 | 1].push(chunk)
+        total += chunk.length
+      })
+      readable.once("end", () => {
+        if (++ended === 2) settle(Effect.succeed([text(0), text(1)] as const))
+      })
+      readable.once("error", (error: NodeJS.ErrnoException) =>
+        settle(Effect.fail(new SystemError({ operation: "Task.exec", call: "read", errno: error.code ?? "EIO", code: Math.abs(error.errno ?? 5) }))))
+    })
+    return Effect.sync(() => {
+      done = true
+    })
   })
 
 const signalNames = new Map(Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]))
@@ -151,15 +192,25 @@ const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num
  */
 export const execWith = <R>(
   start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
-  options: { readonly command: string; readonly args: ReadonlyArray<string>; readonly cwd?: string; readonly env?: Record<string, string>; readonly input?: string | Uint8Array }
-): Effect.Effect<ExecResult, SpawnError, R> =>
+  options: {
+    readonly command: string
+    readonly args: ReadonlyArray<string>
+    readonly cwd?: string
+    readonly env?: Record<string, string>
+    readonly input?: string | Uint8Array
+    readonly maxBuffer: number
+  }
+): Effect.Effect<ExecResult, SpawnError | OutputTooLarge, R> =>
   Effect.scoped(Effect.gen(function*() {
+    const badLimit = byteLimitProblem("Task.exec", "maxBuffer", options.maxBuffer, Number.MAX_SAFE_INTEGER)
+    if (badLimit !== undefined) return yield* badLimit
     const child = yield* spawnWith("Task.exec", start, options.command, options.args, {
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       ...(options.env === undefined ? {} : { env: options.env })
     })
     child.stdin.end(options.input === undefined ? undefined : options.input)
-    const [stdout, stderr] = yield* Effect.all([readAll(child.stdoutReadable), readAll(child.stderrReadable)], { concurrency: 2 })
+    // Past the limit the Scope closes with the failure, which kills the command's process group.
+    const [stdout, stderr] = yield* readBoth(options.command, child.stdoutReadable, child.stderrReadable, options.maxBuffer)
     const status = yield* child.exit
     return {
       exitCode: status.exitCode,
@@ -183,6 +234,9 @@ export const spawnWith = <R>(
   options: SpawnOptions
 ): Effect.Effect<ChildProcess, SpawnError, R | Scope.Scope> =>
   Effect.gen(function*() {
+    const invalid = commandProblem(operation, command, args, options) ??
+      idProblem(operation, "uid", options.uid) ?? idProblem(operation, "gid", options.gid)
+    if (invalid !== undefined) return yield* invalid
     if ((options.uid === undefined) !== (options.gid === undefined)) {
       return yield* new InvalidOptions({ operation, reason: "uid and gid go together" })
     }

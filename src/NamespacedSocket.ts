@@ -25,6 +25,7 @@ import type { NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
 import { runSpec } from "./internal/set.ts"
+import { wholeNumberProblem } from "./internal/validate.ts"
 import { fromNodeError, fromSyscall } from "./internal/wire.ts"
 
 /**
@@ -104,6 +105,8 @@ export const listen = (
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     return Effect.fail(new InvalidOptions({ operation, reason: `${port} is not a port` }))
   }
+  const badBacklog = options.backlog === undefined ? undefined : wholeNumberProblem(operation, "backlog", options.backlog, 0, 0x7fffffff)
+  if (badBacklog !== undefined) return Effect.fail(badBacklog)
   const args = {
     operation,
     family,

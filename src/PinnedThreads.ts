@@ -12,9 +12,10 @@
  * @since 0.1.0
  */
 import { promises as fsp } from "node:fs"
-import { Context, Duration, Effect, Layer } from "effect"
-import type { ThreadFailure } from "./NamespaceError.ts"
+import { Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { InvalidOptions, type ThreadFailure } from "./NamespaceError.ts"
 import { pools, ThreadPool } from "./internal/thread.ts"
+import { decodeOptions } from "./internal/validate.ts"
 
 /**
  * Options of {@link layer}.
@@ -22,13 +23,49 @@ import { pools, ThreadPool } from "./internal/thread.ts"
  * @since 0.1.0
  */
 export interface Options {
-  /** Threads kept ready even when idle (default 1). */
+  /** Threads kept ready even when idle (default 1): a whole number from 0 to `max`. */
   readonly min?: number | undefined
-  /** Threads at most; more concurrent leases wait (default 4). */
+  /**
+   * Threads at most; more concurrent leases wait (default 4, or `min` if larger): a whole number
+   * from 1 to {@link maxThreads}. Each thread costs about 24 MB and 14 fds.
+   */
   readonly max?: number | undefined
   /** How long a thread above `min` may stay idle before it is retired (default 30 seconds). */
   readonly idleTimeToLive?: Duration.Input | undefined
 }
+
+/**
+ * The most threads a layer may have (`max`).
+ *
+ * @since 0.1.0
+ */
+export const maxThreads = 256
+
+const threads = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: maxThreads }))
+const OptionsSchema = Schema.Struct({
+  min: Schema.optional(threads),
+  max: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxThreads }))),
+  idleTimeToLive: Schema.optional(Schema.Unknown)
+})
+
+/** The options, checked: whole numbers in range, `min <= max`, a duration that is one. */
+const validOptions = (options: Options): Effect.Effect<{ min: number; max: number; idleTimeToLiveMs: number }, InvalidOptions> =>
+  Effect.gen(function*() {
+    const operation = "PinnedThreads.layer"
+    const decoded = yield* decodeOptions(operation, OptionsSchema, options)
+    const min = decoded.min ?? 1
+    if (decoded.max !== undefined && min > decoded.max) {
+      return yield* new InvalidOptions({ operation, reason: `min (${min}) is larger than max (${decoded.max})` })
+    }
+    const ttl = decoded.idleTimeToLive === undefined
+      ? Option.some(Duration.seconds(30))
+      : Duration.fromInput(decoded.idleTimeToLive as Duration.Input)
+    const idleTimeToLiveMs = Option.isSome(ttl) ? Duration.toMillis(ttl.value) : Number.NaN
+    if (!(idleTimeToLiveMs >= 0)) {
+      return yield* new InvalidOptions({ operation, reason: `idleTimeToLive must be a duration of 0 or more, not ${JSON.stringify(String(decoded.idleTimeToLive))}` })
+    }
+    return { min, max: decoded.max ?? Math.max(4, min), idleTimeToLiveMs }
+  })
 
 /**
  * A point-in-time count of the service's threads.
@@ -69,6 +106,9 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * Closing the layer cancels the tasks still running, terminates every thread, and returns once the
  * kernel has released them.
  *
+ * Options that do not fit (`min` or `max` not a whole number in range, `min` above `max`, an
+ * `idleTimeToLive` that is no duration, an unknown option) fail the layer with `InvalidOptions`.
+ *
  * @since 0.1.0
  * @example
  * ```ts
@@ -82,20 +122,14 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * )
  * ```
  */
-export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure> =>
+export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions> =>
   Layer.effect(
     PinnedThreads,
     Effect.gen(function*() {
+      const limits = yield* validOptions(options)
       yield* Effect.promise(() => fsp.access("/"))
-      const min = Math.max(0, options.min ?? 1)
       const pool = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          new ThreadPool({
-            min,
-            max: Math.max(options.max ?? 4, min, 1),
-            idleTimeToLiveMs: Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeToLive ?? Duration.seconds(30)))
-          })
-        ),
+        Effect.sync(() => new ThreadPool(limits)),
         (pool) => Effect.promise(() => pool.close())
       )
       const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })

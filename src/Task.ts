@@ -8,7 +8,7 @@
  */
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import type { Operation, Operations } from "./internal/protocol.ts"
-import type { CommandNotFound, InvalidOptions, ModuleTaskError, PermissionDenied, SystemError } from "./NamespaceError.ts"
+import type { CommandNotFound, InvalidOptions, ModuleTaskError, OutputTooLarge, PermissionDenied, SystemError } from "./NamespaceError.ts"
 
 const TypeId = "~gonso/Task" as const
 
@@ -91,7 +91,20 @@ export interface ExecOptions {
   readonly env?: Record<string, string> | undefined
   /** Written to the child's stdin, which is then closed (default: stdin is /dev/null). */
   readonly input?: string | Uint8Array | undefined
+  /**
+   * The most the command may print, stdout and stderr together, in bytes (default 16 MiB). Past
+   * it the command's process group is killed and the run fails with `OutputTooLarge`, carrying
+   * what was printed until then. For output of any size, use `NamespaceSet.spawn`, which streams.
+   */
+  readonly maxBuffer?: number | undefined
 }
+
+/**
+ * The default `maxBuffer` of {@link exec} and `maxBytes` of {@link readFile}: 16 MiB.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxBytes = 16 * 1024 * 1024
 
 /**
  * How a command ended, with everything it printed.
@@ -116,6 +129,10 @@ export interface ExecResult {
  * When the set holds a user or time namespace, the command is started through util-linux
  * `nsenter`, the single-threaded helper that can join it.
  *
+ * Output is collected up to `maxBuffer` bytes (default 16 MiB, stdout and stderr together); past
+ * that the command's process group is killed and the run fails with `OutputTooLarge`. For
+ * unbounded output, `NamespaceSet.spawn` streams.
+ *
  * @since 0.1.0
  * @example
  * ```ts
@@ -126,25 +143,50 @@ export const exec = (
   command: string,
   args: ReadonlyArray<string> = [],
   options: ExecOptions = {}
-): Task<ExecResult, CommandNotFound | SystemError | PermissionDenied> =>
+): Task<ExecResult, CommandNotFound | InvalidOptions | OutputTooLarge | SystemError | PermissionDenied> =>
   make("exec", {
     command,
     args: [...args],
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     ...(options.env === undefined ? {} : { env: options.env }),
-    ...(options.input === undefined ? {} : { input: options.input })
+    ...(options.input === undefined ? {} : { input: options.input }),
+    maxBuffer: options.maxBuffer ?? defaultMaxBytes
   })
 
 /**
- * Reads a file as UTF-8 with a synchronous read on the pinned thread, so the path is resolved in
- * the set's mount namespace.
+ * Options of {@link readFile}.
  *
  * @since 0.1.0
  */
-export const readFile = (path: string): Task<string, SystemError | PermissionDenied> => make("readFile", { path })
+export interface ReadFileOptions {
+  /**
+   * The most bytes to read (default 16 MiB, at most 64 MiB: what the channel to a thread
+   * carries). A larger file fails with `OutputTooLarge`, after reading no more than this.
+   */
+  readonly maxBytes?: number | undefined
+}
 
 /**
- * Writes a file synchronously on the pinned thread (in the set's mount namespace).
+ * Reads a regular file as UTF-8 with synchronous reads on the pinned thread, so the path is
+ * resolved in the set's mount namespace. It reads at most `maxBytes` (default 16 MiB; a larger
+ * file is `OutputTooLarge`). Anything but a regular file (a FIFO, a device such as `/dev/zero`, a
+ * socket) is refused at once with `InvalidOptions`, without blocking and without reading it; a
+ * directory is `SystemError` `EISDIR`. Files of `/proc` and `/sys` are regular and are read to
+ * their end.
+ *
+ * @since 0.1.0
+ */
+export const readFile = (
+  path: string,
+  options: ReadFileOptions = {}
+): Task<string, InvalidOptions | OutputTooLarge | SystemError | PermissionDenied> =>
+  make("readFile", { path, maxBytes: options.maxBytes ?? defaultMaxBytes } satisfies Operations["readFile"]["args"])
+
+/**
+ * Writes a regular file synchronously on the pinned thread (in the set's mount namespace),
+ * creating it with `mode` (default 0o666, less the umask) if missing. Anything but a regular file
+ * (a FIFO, which would hold the thread until a reader came, a device, a socket) is refused at once
+ * with `InvalidOptions`; files of `/proc` and `/sys` are regular.
  *
  * @since 0.1.0
  */
@@ -152,7 +194,7 @@ export const writeFile = (
   path: string,
   data: string | Uint8Array,
   options: { readonly mode?: number } = {}
-): Task<void, SystemError | PermissionDenied> =>
+): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("writeFile", {
     path,
     base64: (typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("base64"),
@@ -172,7 +214,7 @@ export const hostname: Task<string> = make("hostname")
  *
  * @since 0.1.0
  */
-export const setHostname = (name: string): Task<void, SystemError | PermissionDenied> =>
+export const setHostname = (name: string): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("setHostname", { name })
 
 /**

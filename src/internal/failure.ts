@@ -18,6 +18,33 @@ export interface SyscallContext {
 }
 
 /**
+ * A helper program (util-linux `unshare`, say) that failed, as `PermissionDenied` or `SystemError`
+ * data: the errno is the one whose text it printed, if any (no errno is invented), and `detail`
+ * carries what it printed and how it ended.
+ */
+export const helperError = (
+  operation: string,
+  call: string,
+  stderr: string,
+  ending: { readonly code: number | null; readonly signal: string | null },
+  context: SyscallContext = {}
+): WireError => {
+  const found = libc.errnoInMessage(stderr)
+  const errno = found?.errno ?? "UNKNOWN"
+  const how = ending.signal !== null ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`
+  const said = stderr.trim()
+  return {
+    _tag: errno === "EPERM" || errno === "EACCES" ? "PermissionDenied" : "SystemError",
+    operation,
+    call,
+    errno,
+    code: found?.code ?? 0,
+    ...context,
+    detail: said === "" ? `${call} ${how}, printing nothing` : `${call} ${how}: ${said}`
+  }
+}
+
+/**
  * A failed libc call (`SyscallFailure`) or Node fs call (an `ErrnoException`) as `PermissionDenied`
  * (EPERM, EACCES) or `SystemError` data; anything else is rethrown.
  */

@@ -84,7 +84,8 @@ const c = lazily({
   posixSpawnp: () => lib.func("int posix_spawnp(_Out_ int *pid, const char *file, const uint8_t *actions, const uint8_t *attr, const char **argv, const char **envp)"),
   free: () => lib.func("void free(uintptr_t ptr)"),
   prctl: () => lib.func("int prctl(int option, unsigned long arg)"),
-  ptrace: () => lib.func("long ptrace(int request, ...)")
+  ptrace: () => lib.func("long ptrace(int request, ...)"),
+  strerror: () => lib.func("const char *strerror(int errnum)")
 })
 
 /** errno numbers to names (EPERM, ENOENT, ...), from the platform's table. */
@@ -94,6 +95,21 @@ const errnoNames: ReadonlyMap<number, string> = new Map(
 
 /** The name of an errno value, or `E<number>` for one the table does not know. */
 export const errnoName = (code: number): string => errnoNames.get(code) ?? `E${code}`
+
+let errnoMessages: ReadonlyArray<{ readonly message: string; readonly errno: string; readonly code: number }> | undefined
+
+/**
+ * The errno whose `strerror` text a helper program printed (`"...: Numerical result out of
+ * range"` is ERANGE), the longest such text found in `text`; undefined when there is none.
+ */
+export const errnoInMessage = (text: string): { readonly errno: string; readonly code: number } | undefined => {
+  errnoMessages ??= [...errnoNames]
+    .map(([code, errno]) => ({ message: String(c.strerror(code)), errno, code }))
+    .filter((entry) => entry.message !== "" && !entry.message.startsWith("Unknown error"))
+    .sort((a, b) => b.message.length - a.message.length)
+  const found = errnoMessages.find((entry) => text.includes(entry.message))
+  return found === undefined ? undefined : { errno: found.errno, code: found.code }
+}
 
 /**
  * A failed libc call. Plain data plus a message, so that it can cross a thread boundary by
@@ -110,6 +126,19 @@ export class SyscallFailure extends Error {
     this.errno = errno
     this.code = code
   }
+}
+
+const EINVAL = 22
+
+/**
+ * A string for a `const char *` parameter. koffi passes a string's bytes up to its first NUL, so a
+ * string holding one would reach the kernel cut short (`"/proc/self/ns/net\0/etc/passwd"` opens
+ * `/proc/self/ns/net`): refused with EINVAL instead. Callers check their strings before they get
+ * here (`validate.ts`); this is the last line of defence.
+ */
+const cString = (call: string, value: string): string => {
+  if (typeof value !== "string" || value.includes("\0")) throw new SyscallFailure(call, EINVAL)
+  return value
 }
 
 const check = (call: string, result: number): number => {
@@ -146,7 +175,7 @@ export const setns = (fd: number, nstype: number): void => {
 }
 
 /** `open(path, O_RDONLY | O_CLOEXEC | extra)`. */
-export const open = (path: string, extra = 0): number => check("open", c.open(path, O_RDONLY | O_CLOEXEC | extra))
+export const open = (path: string, extra = 0): number => check("open", c.open(cString("open", path), O_RDONLY | O_CLOEXEC | extra))
 
 /** `openat(2)` relative to the directory `dirfd`, close-on-exec. */
 export const openAt = (dirfd: number, path: string, extra = 0): number =>
@@ -225,7 +254,7 @@ export const namespaceOwnerUid = (fd: number): number => {
 }
 
 export const sethostname = (name: string): void => {
-  check("sethostname", c.sethostname(name, Buffer.byteLength(name)))
+  check("sethostname", c.sethostname(cString("sethostname", name), Buffer.byteLength(name)))
 }
 
 const CLONE_VM = 0x100
@@ -349,19 +378,19 @@ const MNT_DETACH = 2
 
 /** Detaches the mount at `target` (lazily, like `umount -l`). */
 export const unmount = (target: string): void => {
-  check("umount2", c.umount2(target, MNT_DETACH))
+  check("umount2", c.umount2(cString("umount2", target), MNT_DETACH))
 }
 
 const MS_BIND = 0x1000
 
 /** Bind-mounts `source` (e.g. `/proc/self/fd/N` of a namespace fd) onto `target`. */
 export const bindMount = (source: string, target: string): void => {
-  check("mount", c.mount(source, target, null, MS_BIND, null))
+  check("mount", c.mount(cString("mount", source), cString("mount", target), null, MS_BIND, null))
 }
 
 /** Makes the mount at `target` (and those below it) shared. */
 export const makeShared = (target: string): void => {
-  check("mount", c.mount("none", target, null, MS_SHARED | MS_REC, null))
+  check("mount", c.mount("none", cString("mount", target), null, MS_SHARED | MS_REC, null))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,7 +420,7 @@ export const socket = (family: number, type: number): number =>
 /** A `sockaddr_in`, `sockaddr_in6` or `sockaddr_un` for `bind`. */
 export const socketAddress = (family: number, host: string, port: number): Buffer => {
   if (family === AF_UNIX) {
-    const path = Buffer.from(host)
+    const path = Buffer.from(cString("bind", host))
     if (path.length >= 108) throw new SyscallFailure("bind", 36 /* ENAMETOOLONG */)
     const address = Buffer.alloc(110)
     address.writeUInt16LE(AF_UNIX, 0)
@@ -402,7 +431,7 @@ export const socketAddress = (family: number, host: string, port: number): Buffe
   address.writeUInt16LE(family, 0)
   address.writeUInt16BE(port, 2)
   const bytes = Buffer.alloc(16)
-  if (c.inetPton(family, host, bytes) !== 1) throw new SyscallFailure("inet_pton", 22 /* EINVAL */)
+  if (c.inetPton(family, cString("inet_pton", host), bytes) !== 1) throw new SyscallFailure("inet_pton", 22 /* EINVAL */)
   if (family === AF_INET) bytes.copy(address, 4, 0, 4)
   else bytes.copy(address, 8, 0, 16)
   return address
@@ -465,6 +494,10 @@ export interface SpawnOptions {
  * killed at once. Unlike `child_process`, nothing in libuv tracks the child: the caller reaps it.
  */
 export const spawn = (options: SpawnOptions): number => {
+  const file = cString("posix_spawnp", options.file)
+  const argv = options.argv.map((arg) => cString("posix_spawnp", arg))
+  const env = options.env.map((entry) => cString("posix_spawnp", entry))
+  const cwd = options.cwd === undefined ? undefined : cString("posix_spawn_file_actions_addchdir_np", options.cwd)
   const actions = Buffer.alloc(256)
   const attr = Buffer.alloc(1024)
   const none = Buffer.alloc(128)
@@ -478,12 +511,12 @@ export const spawn = (options: SpawnOptions): number => {
   zero("posix_spawnattr_init", c.attrInit(attr))
   try {
     options.stdio.forEach((fd, target) => zero("posix_spawn_file_actions_adddup2", c.faDup2(actions, fd, target)))
-    if (options.cwd !== undefined) zero("posix_spawn_file_actions_addchdir_np", c.faChdir(actions, options.cwd))
+    if (cwd !== undefined) zero("posix_spawn_file_actions_addchdir_np", c.faChdir(actions, cwd))
     zero("posix_spawnattr_setflags", c.attrSetflags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     zero("posix_spawnattr_setsigmask", c.attrSetsigmask(attr, none))
     zero("posix_spawnattr_setsigdefault", c.attrSetsigdefault(attr, all))
     const pid = [0]
-    zero("posix_spawnp", c.posixSpawnp(pid, options.file, actions, attr, [...options.argv, null], [...options.env, null]))
+    zero("posix_spawnp", c.posixSpawnp(pid, file, actions, attr, [...argv, null], [...env, null]))
     return pid[0]!
   } finally {
     c.faDestroy(actions)

@@ -89,7 +89,8 @@ export interface Operations {
   }
   readonly hostname: { readonly args: void; readonly result: string }
   readonly setHostname: { readonly args: { readonly name: string }; readonly result: void }
-  readonly readFile: { readonly args: { readonly path: string }; readonly result: string }
+  /** At most `maxBytes` of a regular file (more is `OutputTooLarge`). */
+  readonly readFile: { readonly args: { readonly path: string; readonly maxBytes: number }; readonly result: string }
   /** `data` is base64: the shared channel carries JSON. */
   readonly writeFile: {
     readonly args: { readonly path: string; readonly base64: string; readonly mode?: number }

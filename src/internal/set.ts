@@ -14,6 +14,7 @@ import { PinnedThreads } from "../PinnedThreads.ts"
 import * as libc from "./libc.ts"
 import { exclusiveOperations, type Member, type Response, type SetRef, type TaskSpec } from "./protocol.ts"
 import { pools, type ThreadPool } from "./thread.ts"
+import { specProblem } from "./validate.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
 
 export const TypeId = "~gonso/NamespaceSet" as const
@@ -289,6 +290,10 @@ export const runSpec = <A, E>(
   task: TaskSpec,
   restore: boolean
 ): Effect.Effect<A, E | EnterError, PinnedThreads> => {
+  // Strings that would reach libc cut short are refused before anything is sent. Every operation
+  // with strings declares InvalidOptions among its errors `E`.
+  const invalid = specProblem(task)
+  if (invalid !== undefined) return Effect.fail(invalid as E)
   // A user namespace can be joined only by a single-threaded process: of the tasks, only those
   // that start a process can offer one (they start their command through nsenter).
   const anyUser = task.op === "spawn"

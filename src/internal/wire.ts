@@ -22,6 +22,7 @@ const WireErrorSchema = Schema.Union([
   Errors.CommandNotFound,
   Errors.ModuleTaskError,
   Errors.PayloadTooLarge,
+  Errors.OutputTooLarge,
   Errors.ThreadFailure,
   Errors.SetClosed,
   Errors.LinkExists,

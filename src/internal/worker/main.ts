@@ -35,6 +35,12 @@ let held = false
 /** What a task threw, as the typed error it reports. */
 const failure = (operation: string, error: unknown): Outcome => {
   if (typeof (error as WireError)?._tag === "string" && !(error instanceof Error)) return { ok: false, error: error as WireError }
+  // Node's own checks of its arguments (a path with a NUL byte, say): input the main side should
+  // have refused, still a caller's mistake and not the thread's.
+  const code = (error as NodeJS.ErrnoException)?.code
+  if (error instanceof TypeError && (code === "ERR_INVALID_ARG_VALUE" || code === "ERR_INVALID_ARG_TYPE")) {
+    return { ok: false, error: { _tag: "InvalidOptions", operation, reason: error.message } }
+  }
   try {
     return { ok: false, error: syscallError(operation, error) }
   } catch {

@@ -188,7 +188,101 @@ const spawn = (args: Operations["spawn"]["args"]): number => {
     if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
       throw { _tag: "CommandNotFound", command: file, errno: error.errno } satisfies WireError
     }
+    // The kernel refuses every new process in a pid namespace whose init has exited, with ENOMEM.
+    const pid = state.joinedMember("pid")
+    if (error instanceof libc.SyscallFailure && error.errno === "ENOMEM" && pid !== undefined && !state.isBaseline(pid)) {
+      throw {
+        ...syscallError(args.operation, error, { kind: "pid" }),
+        detail: "the init (pid 1) of the set's pid namespace has exited, so the kernel starts no process in it any more"
+      } satisfies WireError
+    }
     throw syscallError(args.operation, error)
+  }
+}
+
+const READ_CHUNK = 64 * 1024
+
+/** What a file that is not a regular one is, for the error that refuses it. */
+const fileType = (stats: fs.Stats): string =>
+  stats.isFIFO() ? "a FIFO" : stats.isCharacterDevice() ? "a character device" : stats.isBlockDevice() ? "a block device" : stats.isSocket() ? "a socket" : "not a regular file"
+
+/**
+ * At most `limit` bytes of the regular file at `path`, as UTF-8, read in chunks; `OutputTooLarge`
+ * after `limit + 1` bytes, whatever the file's size claims (files of /proc report 0). The file is
+ * opened non-blocking, so a FIFO without a writer does not hold the thread, and anything but a
+ * regular file is refused before a byte is read: /dev/zero never ends, and a FIFO may never
+ * answer. (The main side checked `path` and `limit`.)
+ */
+const readBounded = (path: string, limit: number): string => {
+  const operation = "Task.readFile"
+  let fd: number
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY)
+  } catch (error) {
+    throw syscallError(operation, error, { path })
+  }
+  try {
+    const stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) throw { _tag: "SystemError", operation, call: "read", errno: "EISDIR", code: 21, path } satisfies WireError
+    if (!stats.isFile()) {
+      throw { _tag: "InvalidOptions", operation, reason: `${path} is ${fileType(stats)}: readFile reads regular files only (run a command, or a module task, for anything else)` } satisfies WireError
+    }
+    const chunks: Array<Buffer> = []
+    let total = 0
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit + 1 - total))
+      let read: number
+      try {
+        read = fs.readSync(fd, chunk, 0, chunk.length, null)
+      } catch (error) {
+        throw syscallError(operation, error, { path })
+      }
+      if (read === 0) break
+      chunks.push(read === chunk.length ? chunk : chunk.subarray(0, read))
+      total += read
+      if (total > limit) throw { _tag: "OutputTooLarge", operation, limit, path } satisfies WireError
+    }
+    return Buffer.concat(chunks, total).toString("utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
+ * Writes `data` to the regular file at `path` (created with `mode` if missing, else truncated).
+ * Opened non-blocking: a FIFO without a reader fails at once (ENXIO) instead of holding the thread
+ * until one comes, and anything but a regular file is refused before a byte is written.
+ */
+const writeRegular = (path: string, data: Buffer, mode: number): void => {
+  const operation = "Task.writeFile"
+  const { O_WRONLY, O_CREAT, O_NONBLOCK, O_NOCTTY } = fs.constants
+  const refuse = (stats: fs.Stats): WireError => ({
+    _tag: "InvalidOptions",
+    operation,
+    reason: `${path} is ${fileType(stats)}: writeFile writes regular files only (run a command, or a module task, for anything else)`
+  })
+  let fd: number
+  try {
+    fd = fs.openSync(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY, mode)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENXIO") {
+      const stats = fs.statSync(path, { throwIfNoEntry: false })
+      if (stats !== undefined && !stats.isFile()) throw refuse(stats)
+    }
+    throw syscallError(operation, error, { path })
+  }
+  try {
+    const stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) throw { _tag: "SystemError", operation, call: "open", errno: "EISDIR", code: 21, path } satisfies WireError
+    if (!stats.isFile()) throw refuse(stats)
+    try {
+      fs.ftruncateSync(fd, 0)
+      for (let written = 0; written < data.length;) written += fs.writeSync(fd, data, written, data.length - written)
+    } catch (error) {
+      throw syscallError(operation, error, { path })
+    }
+  } finally {
+    fs.closeSync(fd)
   }
 }
 
@@ -248,20 +342,8 @@ export const handlers: Handlers = {
       throw syscallError("Task.setHostname", error)
     }
   },
-  readFile: (args) => {
-    try {
-      return fs.readFileSync(args.path, "utf8")
-    } catch (error) {
-      throw syscallError("Task.readFile", error, { path: args.path })
-    }
-  },
-  writeFile: (args) => {
-    try {
-      fs.writeFileSync(args.path, Buffer.from(args.base64, "base64"), args.mode === undefined ? {} : { mode: args.mode })
-    } catch (error) {
-      throw syscallError("Task.writeFile", error, { path: args.path })
-    }
-  },
+  readFile: (args) => readBounded(args.path, args.maxBytes),
+  writeFile: (args) => writeRegular(args.path, Buffer.from(args.base64, "base64"), args.mode ?? 0o666),
   unshare,
   clone,
   socket,

@@ -1,0 +1,89 @@
+import { assert, describe, it as plain, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+
+/** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
+const invalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(effect)
+    assert.isTrue(exit._tag === "Failure", `${operation} ${field}: succeeded`)
+    if (exit._tag !== "Failure") return
+    const error = exit.cause.reasons.map((reason) => "error" in reason ? reason.error : "defect" in reason ? reason.defect : reason)[0] as {
+      _tag?: string
+      operation?: string
+      reason?: string
+    }
+    assert.deepStrictEqual({ tag: error?._tag, operation: error?.operation }, { tag: "InvalidOptions", operation }, `${field}: ${String(error)}`)
+    assert.include(error.reason, field)
+  })
+
+const build = (options: PinnedThreads.Options) => Effect.scoped(Layer.build(PinnedThreads.layer(options)))
+
+describe("options are validated", () => {
+  plain.effect("PinnedThreads.layer: min, max (a whole number up to 256) and idleTimeToLive", () =>
+    Effect.gen(function*() {
+      const operation = "PinnedThreads.layer"
+      yield* invalid(build({ min: Number.NaN }), operation, "min")
+      yield* invalid(build({ min: -1 }), operation, "min")
+      yield* invalid(build({ min: 0, max: 2.5 }), operation, "max")
+      yield* invalid(build({ min: 0, max: 0 }), operation, "max")
+      yield* invalid(build({ min: 0, max: 100_000 }), operation, "max")
+      yield* invalid(build({ min: 3, max: 2 }), operation, "min")
+      yield* invalid(build({ min: 0, idleTimeToLive: "bogus" as never }), operation, "idleTimeToLive")
+      yield* invalid(build({ min: 0, idleTimeToLive: -5 }), operation, "idleTimeToLive")
+      yield* invalid(build({ min: 0, threads: 3 } as never), operation, "threads")
+      // Fitting options build.
+      yield* build({ min: 0, max: 256, idleTimeToLive: "1 second" })
+      yield* build({ min: 0 })
+    }))
+})
+
+layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("options of sets and pools", (it) => {
+  it.effect("NamespacePool.make: size a whole number from 1 (NaN made take hang); its unshare options checked up front", () =>
+    Effect.gen(function*() {
+      const operation = "NamespacePool.make"
+      for (const size of [Number.NaN, 0, 2.5, 1e9]) {
+        yield* invalid(Effect.scoped(NamespacePool.make({ kinds: ["net"], size })), operation, "size")
+      }
+      yield* invalid(
+        Effect.scoped(NamespacePool.make({ kinds: ["mnt"], size: 1, unshare: { propagation: "shared" as never } })),
+        "NamespaceSet.unshare",
+        "propagation"
+      )
+    }))
+
+  it.effect("unshare: propagation, setgroups and timeOffsets take only what they document", () =>
+    Effect.gen(function*() {
+      const operation = "NamespaceSet.unshare"
+      // Became "slave", silently.
+      yield* invalid(NamespaceSet.unshareCurrent(["mnt"], { propagation: "shared" as never }), operation, "propagation")
+      // An unknown clock was ignored.
+      yield* invalid(NamespaceSet.unshareCurrent(["time"], { timeOffsets: { monotonic: 5, boot: 3 } as never }), operation, "boot")
+      yield* invalid(NamespaceSet.unshareCurrent(["user"], { setgroups: "maybe" as never }), operation, "setgroups")
+      yield* invalid(NamespaceSet.unshareCurrent(["net"], { isolate: true } as never), operation, "isolate")
+      // What fits still works.
+      yield* NamespaceSet.unshareCurrent(["mnt"], { propagation: "slave" })
+    }))
+
+  it.effect("spawn's uid and gid, and a socket's backlog, are whole numbers in range", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.current(["uts"])
+      for (const [uid, field] of [[Number.NaN, "uid"], [-1, "uid"], [1.5, "uid"], [2 ** 32, "uid"]] as const) {
+        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid, gid: 0 })), "NamespaceSet.spawn", field)
+        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid: 0, gid: uid })), "NamespaceSet.spawn", "gid")
+      }
+      const net = yield* NamespaceSet.unshareCurrent(["net"])
+      for (const backlog of [Number.NaN, -1, 1.5]) {
+        yield* invalid(NamespacedSocket.listen(net, { host: "127.0.0.1", backlog }), "NamespacedSocket.listen", "backlog")
+      }
+    }))
+
+  it.effect("writeFile's mode is a file mode; a netns name is a string", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.current(["mnt"])
+      for (const mode of [Number.NaN, -1, 0o10000, 1.5]) {
+        yield* invalid(NamespaceSet.run(set, Task.writeFile("/tmp/gonso-mode-never-written", "x", { mode })), "Task.writeFile", "mode")
+      }
+      yield* invalid(NamespaceSet.fromNetnsName(7 as unknown as string), "NamespaceSet.fromNetnsName", "7")
+    }))
+})
