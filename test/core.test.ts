@@ -115,15 +115,6 @@ layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("p
   })
 })
 
-/** The kernel's wait channel of thread `tid` of this process. */
-const wchan = (tid: number) => {
-  try {
-    return fs.readFileSync(`/proc/self/task/${tid}/wchan`, "utf8")
-  } catch {
-    return ""
-  }
-}
-
 describe("pinned-thread core under faults", () => {
   /** Runs `effect` with a pinned-thread layer of its own. */
   const withThreads = (options: PinnedThreads.Options) =>
@@ -131,9 +122,8 @@ describe("pinned-thread core under faults", () => {
 
   it.live("a caller that gives up after its request was sent keeps the set's fds until the thread has answered", () =>
     Effect.gen(function*() {
-      const fifo = `/dev/shm/gonso-core-fifo-${process.pid}`
-      fs.rmSync(fifo, { force: true })
-      execFileSync("mkfifo", [fifo])
+      const file = `/dev/shm/gonso-core-slow-${process.pid}`
+      fs.writeFileSync(file, "x".repeat(16 * 2 ** 20 - 1))
       // Two processes, each in a UTS namespace of its own, named aaa and bbb.
       const holders = ["aaa", "bbb"].map((name) =>
         spawn("unshare", ["--uts", "sh", "-c", `hostname ${name}; exec sleep 60`], { stdio: "ignore" })
@@ -141,26 +131,27 @@ describe("pinned-thread core under faults", () => {
       try {
         yield* Effect.promise(() => eventually(() => holders.every((h) => fs.readlinkSync(`/proc/${h.pid}/ns/uts`) !== fs.readlinkSync("/proc/self/ns/uts"))))
         const host = yield* NamespaceSet.current(["uts"])
-        const tid = yield* NamespaceSet.run(host, Task.tid)
-        // The one thread blocks, opening the fifo, with the victim's request queued behind it.
-        const blocker = yield* Effect.forkChild(NamespaceSet.run(host, Task.writeFile(fifo, "x")))
-        assert.isTrue(yield* Effect.promise(() => eventually(() => wchan(tid).includes("partner") || wchan(tid).includes("fifo"))), "the thread is blocked on the fifo")
+        yield* NamespaceSet.run(host, Task.tid)
+        // The one thread is busy for milliseconds with a large read; the victim's request goes out
+        // in the channel's second slot behind it.
+        const slow = yield* Effect.forkChild(NamespaceSet.run(host, Task.readFile(file)))
         const scopeA = yield* Scope.make()
         const setA = yield* Scope.provide(scopeA)(NamespaceSet.fromFiles({ uts: `/proc/${holders[0]!.pid}/ns/uts` }))
+        const idA = yield* NamespaceSet.id(setA, "uts")
         const victim = yield* Effect.forkChild(NamespaceSet.run(setA, Task.setHostname("WRONG")))
         yield* Effect.yieldNow
         yield* Fiber.interrupt(victim)
         yield* Scope.close(scopeA, Exit.void)
+        assert.include(foreignNamespaceFds("uts"), idA, "A's fd stays open while its request is on the thread")
         // Were A's fd closed now, B would get its number, and the thread would join B for A.
         const setB = yield* NamespaceSet.fromFiles({ uts: `/proc/${holders[1]!.pid}/ns/uts` })
-        const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-        yield* Fiber.join(blocker)
-        fs.closeSync(reader)
+        yield* Fiber.join(slow)
+        assert.isTrue(yield* Effect.promise(() => eventually(() => !foreignNamespaceFds("uts").includes(idA))), "A's fd is closed once answered")
         assert.strictEqual(yield* NamespaceSet.run(setB, Task.hostname), "bbb")
         assert.strictEqual(execFileSync("nsenter", ["-t", String(holders[1]!.pid), "-u", "hostname"], { encoding: "utf8" }).trim(), "bbb")
       } finally {
         for (const holder of holders) holder.kill("SIGKILL")
-        fs.rmSync(fifo, { force: true })
+        fs.rmSync(file, { force: true })
       }
     }).pipe(Effect.scoped, withThreads({ min: 1, max: 1 })))
 
@@ -172,7 +163,9 @@ describe("pinned-thread core under faults", () => {
       try {
         const set = yield* NamespaceSet.unshareCurrent(["uts"])
         const tid = yield* NamespaceSet.run(set, Task.tid)
-        const writes = yield* Effect.forEach(Array.from({ length: 60 }, () => 0), () => Effect.exit(NamespaceSet.run(set, Task.writeFile("/dev/null", big))), { concurrency: "unbounded" })
+        const sink = `${file}-sink`
+        const writes = yield* Effect.forEach(Array.from({ length: 60 }, () => 0), () => Effect.exit(NamespaceSet.run(set, Task.writeFile(sink, big))), { concurrency: "unbounded" })
+        fs.rmSync(sink, { force: true })
         assert.isTrue(writes.every(Exit.isSuccess), "every write crossed")
         const reads = yield* Effect.forEach(Array.from({ length: 60 }, () => 0), () => Effect.exit(NamespaceSet.run(set, Task.readFile(file))), { concurrency: "unbounded" })
         for (const read of reads) {
