@@ -23,6 +23,7 @@ import {
   PermissionDenied,
   ProcessNotFound,
   SetClosed,
+  type StaleNetnsName,
   SystemError,
   type ThreadFailure,
   InvalidOptions,
@@ -454,8 +455,9 @@ export interface MountOptions {
 
 /**
  * Bind-mounts each namespace of the set onto `dir/<kind>` (gonso's `Set.Mount`), creating the
- * directory and files where missing, so that the namespaces outlive the set and can be opened
- * again with {@link fromPath}. All or nothing, and not interruptible: once started, it completes,
+ * directory (0755) and files where missing, so that the namespaces outlive the set and can be
+ * opened again with {@link fromPath}. No symbolic link is followed, in `dir` or as a target
+ * (`PathRefused`); an existing regular file is reused and kept (see docs/persistence.md). All or nothing, and not interruptible: once started, it completes,
  * so the caller always knows whether the mounts exist. The mounts stay until {@link unmount}; see
  * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
  *
@@ -479,7 +481,10 @@ export const mountKind = (
   Mount.mountKind(set, kind, file, options)
 
 /**
- * Detaches the mounts at `paths` and removes the files.
+ * Detaches the namespace mounts at `paths`, and removes the files and directories that gonso made
+ * for them in this process (never one that was there before). Anything that is not a namespace
+ * mount, or a symbolic link, fails with `PathRefused` and is left as it was; all paths are checked
+ * before any is touched.
  *
  * @since 0.1.0
  */
@@ -515,7 +520,9 @@ export const mountKindScoped = (
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
  * `/run/netns/NAME`, with `/run/netns` made a shared mount point first, so that `ip netns list`
  * shows it and `ip netns exec NAME ...` runs inside it. The name is removed (unmounted and
- * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`).
+ * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`),
+ * except a stale one (an empty file with nothing mounted on it, left by a program killed while
+ * naming it), which is taken over.
  *
  * @since 0.1.0
  */
@@ -527,10 +534,11 @@ export const persistNetns = (
 
 /**
  * The network namespace named `name` by `ip netns add` (or {@link persistNetns}): `/run/netns/NAME`.
+ * A stale name (an empty file with nothing mounted on it) fails with `StaleNetnsName`.
  *
  * @since 0.1.0
  */
-export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> =>
+export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName, Scope.Scope> =>
   Mount.fromNetnsName(name)
 
 // ---------------------------------------------------------------------------------------------

@@ -54,6 +54,22 @@ export interface Mount {
   readonly target: string
 }
 
+/** What mounting one target made: the target file (if it was created) and directories. */
+export interface Made {
+  readonly target: string
+  readonly file: boolean
+  readonly dirs: ReadonlyArray<string>
+}
+
+/** A namespace mount to detach, and what of it to remove: only what the library made. */
+export interface Unmount {
+  readonly path: string
+  /** Remove the target file (the library created it). */
+  readonly file: boolean
+  /** Directories the library created for it, shallowest first: removed while empty. */
+  readonly dirs: ReadonlyArray<string>
+}
+
 /**
  * The operations a pinned thread performs: name -> arguments and result. A handler may only
  * return a promise for operations listed in {@link exclusiveOperations}.
@@ -114,9 +130,9 @@ export interface Operations {
   }
   readonly mount: {
     readonly args: { readonly operation: string; readonly mounts: ReadonlyArray<Mount>; readonly exclusive: boolean }
-    readonly result: void
+    readonly result: ReadonlyArray<Made>
   }
-  readonly unmount: { readonly args: { readonly targets: ReadonlyArray<string> }; readonly result: void }
+  readonly unmount: { readonly args: { readonly operation: string; readonly targets: ReadonlyArray<Unmount> }; readonly result: void }
   /** A user module's export; input and result cross by structured clone. */
   readonly module: {
     readonly args: { readonly url: string; readonly exportName: string; readonly input: unknown }

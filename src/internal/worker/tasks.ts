@@ -266,9 +266,7 @@ export const handlers: Handlers = {
   socket,
   spawn,
   mount: (args) => persist.mountAll(args.operation, args.mounts, args.exclusive),
-  unmount: (args) => {
-    for (const target of args.targets) persist.unmountOne(target)
-  },
+  unmount: (args) => persist.unmountAll(args.operation, args.targets),
   module: moduleTask
 }
 
