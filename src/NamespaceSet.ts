@@ -100,8 +100,10 @@ export const current = (
     open("NamespaceSet.current", valid.map((kind) => [kind, `/proc/thread-self/ns/${Kind.childrenFile[kind]}`])))
 
 /**
- * The namespaces of process `pid` (gonso's `FromPid`), from `/proc/PID/ns`. A pid with no process
- * fails with `ProcessNotFound`.
+ * The namespaces of process `pid` (gonso's `FromPid`), from `/proc/PID/ns`, with a pidfd opened
+ * first and checked alive after, so the files are that process's. A pid with no process fails
+ * with `ProcessNotFound`. A thread joins the set through the pidfd, all kinds at once, and checks
+ * that they are the set's: a process that moved since fails with `ProcessMoved`.
  *
  * @since 0.1.0
  */

@@ -308,6 +308,20 @@ const SYS_pidfd_open = 434
 export const pidfdOpen = (pid: number): number =>
   check("pidfd_open", Number(c.syscall(SYS_pidfd_open, "int", pid, "unsigned int", 0)))
 
+const SYS_pidfd_send_signal = 424
+
+/**
+ * Whether the process behind a pidfd is still alive (`pidfd_send_signal` with signal 0): unlike a
+ * pid, a pidfd never comes to name another process.
+ */
+export const pidfdAlive = (pidfd: number): boolean => {
+  const result = Number(c.syscall(SYS_pidfd_send_signal, "int", pidfd, "int", 0, "void *", null, "unsigned int", 0))
+  if (result === 0) return true
+  const code = koffi.errno()
+  if (errnoName(code) === "ESRCH") return false
+  throw new SyscallFailure("pidfd_send_signal", code)
+}
+
 const MNT_DETACH = 2
 const UMOUNT_NOFOLLOW = 8
 

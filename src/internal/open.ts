@@ -71,20 +71,30 @@ export const openMember = (operation: string, kind: NamespaceKind, path: string,
   }
 }
 
-/** Opens every `[kind, path]`, all or nothing, as a set owned by the current Scope. */
+/**
+ * Opens every `[kind, path]`, all or nothing, as a set owned by the current Scope.
+ *
+ * For a process (`pid`), the pidfd is opened first, then the files under `/proc/PID`, and then the
+ * pidfd is asked whether its process is still alive: if it is, `/proc/PID` was that process all
+ * along (a pid is not reused while its process lives), so the files are the pidfd's process's,
+ * not those of a process that took over a recycled pid.
+ */
 export const open = (
   operation: string,
   paths: ReadonlyArray<readonly [NamespaceKind, string]>,
   pid?: number
 ): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
   adopt(attempt<Parts, OpenError>(() => {
+    const pidfd = pid === undefined ? undefined : openPidfd(operation, pid)
     const members: Array<Member> = []
     try {
       for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
-      return { members, pidfd: pid === undefined ? undefined : openPidfd(operation, pid) }
+      if (pidfd !== undefined && !libc.pidfdAlive(pidfd.fd)) throw new ProcessNotFound({ operation, pid: pidfd.pid })
+      return { members, pidfd }
     } catch (error) {
       for (const member of members) libc.close(member.fd)
-      throw error
+      if (pidfd !== undefined) libc.close(pidfd.fd)
+      throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation, pid === undefined ? {} : { pid }) : error
     }
   }))
 

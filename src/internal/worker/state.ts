@@ -107,6 +107,14 @@ export const join = (operation: string, set: SetRef): void => {
       throw syscallError(operation, error)
     }
     for (const member of pending) touched.add(member.kind)
+    // The pidfd joins the namespaces the process is in now, which need not be the set's: the
+    // process may have moved since the set was opened. Each must be the set's, by dev+inode; the
+    // caller leaves (restoring every kind touched) on the error.
+    for (const member of pending) {
+      if (!sameIdentity(currentIdentity(member.kind), member)) {
+        throw { _tag: "ProcessMoved", operation, pid: set.pidfd.pid, kind: member.kind } satisfies WireError
+      }
+    }
     return
   }
   for (const member of pending) {
