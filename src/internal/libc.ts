@@ -44,6 +44,8 @@ const c = lazily({
   unshare: () => lib.func("int unshare(int flags)"),
   setns: () => lib.func("int setns(int fd, int nstype)"),
   open: () => lib.func("int open(const char *path, int flags)"),
+  openat: () => lib.func("int openat(int dirfd, const char *path, int flags)"),
+  fstatat: () => lib.func("int fstatat(int dirfd, const char *path, _Out_ uint8_t *buf, int flags)"),
   close: () => lib.func("int close(int fd)"),
   fcntl: () => lib.func("int fcntl(int fd, int cmd, int arg)"),
   ioctl: () => lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
@@ -148,6 +150,18 @@ export const setns = (fd: number, nstype: number): void => {
 
 /** `open(path, O_RDONLY | O_CLOEXEC | extra)`. */
 export const open = (path: string, extra = 0): number => check("open", c.open(path, O_RDONLY | O_CLOEXEC | extra))
+
+/** `openat(dirFd, path, O_RDONLY | O_CLOEXEC | extra)`. */
+export const openAt = (dirFd: number, path: string, extra = 0): number =>
+  check("openat", c.openat(dirFd, path, O_RDONLY | O_CLOEXEC | extra))
+
+const statBuffer = Buffer.alloc(256)
+
+/** dev and inode of what `path` (relative to `dirFd`, links followed) names: `fstatat(2)`. */
+export const identityAt = (dirFd: number, path: string): { dev: number; ino: number } => {
+  check("fstatat", c.fstatat(dirFd, path, statBuffer, 0))
+  return { dev: Number(statBuffer.readBigUInt64LE(0)), ino: Number(statBuffer.readBigUInt64LE(8)) }
+}
 
 export const close = (fd: number): void => {
   check("close", c.close(fd))
