@@ -795,6 +795,35 @@ const timeNamespaceWithOffsets = (
   })
 
 /**
+ * A new set: `set`'s namespaces, with a new mount namespace (a private copy of the set's) in which
+ * `/sys` is a fresh sysfs, as `ip netns exec` makes one. sysfs shows the network namespace of
+ * whoever mounted it, so in `set` itself `/sys/class/net` lists the links of the namespace that
+ * mounted the host's `/sys`; in the new set it lists the set's own. The old `/sys` (with the
+ * mounts under it, such as `/sys/fs/cgroup`) is detached in the new mount namespace only. The
+ * result is owned by the current Scope.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const withSys = yield* NamespaceSet.withOwnSysfs(isolated)
+ * const links = yield* NamespaceSet.run(withSys, Task.exec("ls", ["/sys/class/net"]))  // "lo"
+ * ```
+ */
+export const withOwnSysfs = (
+  set: NamespaceSet
+): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
+  Effect.flatMap(unshare(set, ["mnt"]), (made) =>
+    Effect.as(
+      runSpec<void, SystemError | PermissionDenied | InvalidOptions>(
+        "NamespaceSet.withOwnSysfs",
+        made,
+        { op: "mountSysfs", args: { operation: "NamespaceSet.withOwnSysfs" } },
+        true
+      ),
+      made
+    ))
+
+/**
  * New namespaces of `kinds` for a set of just those kinds (gonso's package-level `Unshare`):
  * `unshare(current(kinds), kinds)`.
  *

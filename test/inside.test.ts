@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
@@ -59,6 +60,32 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("w
         // A command that itself exits 127 is still just its exit code.
         const own = yield* NamespaceSet.run(timed, Task.exec("sh", ["-c", "exit 127"]))
         assert.strictEqual(own.exitCode, 127)
+      }))
+  })
+
+  describe("what sysfs and /proc show", () => {
+    it.effect("in a new network namespace, /sys and /proc/net show the host's links; withOwnSysfs and /proc/thread-self/net show the set's", () =>
+      Effect.gen(function*() {
+        const hostLinks = fs.readdirSync("/sys/class/net").sort()
+        assert.include(hostLinks, "lo")
+        assert.isAbove(hostLinks.length, 1, "the host needs a link besides lo for this test to mean anything")
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        // What the docs used to promise, and is not so: sysfs is the mounter's network namespace,
+        // /proc/net the thread-group leader's.
+        const sys = yield* NamespaceSet.run(set, Task.exec("ls", ["/sys/class/net"]))
+        assert.deepStrictEqual(sys.stdout.trim().split("\n").sort(), hostLinks)
+        const procNet = yield* NamespaceSet.run(set, Task.readFile("/proc/net/dev"))
+        assert.include(procNet, hostLinks.find((link) => link !== "lo")!)
+        const threadNet = yield* NamespaceSet.run(set, Task.readFile("/proc/thread-self/net/dev"))
+        assert.deepStrictEqual(threadNet.split("\n").slice(2).filter(Boolean).map((line) => line.split(":")[0]!.trim()), ["lo"])
+        // A set with a fresh sysfs of its own shows its own links, and is the same network namespace.
+        const withSys = yield* NamespaceSet.withOwnSysfs(set)
+        assert.strictEqual(yield* NamespaceSet.id(withSys, "net"), yield* NamespaceSet.id(set, "net"))
+        const own = yield* NamespaceSet.run(withSys, Task.exec("ls", ["/sys/class/net"]))
+        assert.strictEqual(own.exitCode, 0, own.stderr)
+        assert.strictEqual(own.stdout.trim(), "lo")
+        // The host's /sys is untouched.
+        assert.deepStrictEqual(fs.readdirSync("/sys/class/net").sort(), hostLinks)
       }))
   })
 })

@@ -424,6 +424,15 @@ export const bindMount = (source: string, target: string): void => {
   check("mount", c.mount(source, target, null, MS_BIND, null))
 }
 
+const MS_NOSUID = 2
+const MS_NODEV = 4
+const MS_NOEXEC = 8
+
+/** Mounts a new filesystem of `fstype` (e.g. sysfs) at `target`, nosuid, nodev, noexec. */
+export const mountFilesystem = (source: string, target: string, fstype: string): void => {
+  check("mount", c.mount(source, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC, null))
+}
+
 /** Makes the mount at `target` (and those below it) shared. */
 export const makeShared = (target: string): void => {
   check("mount", c.mount("none", target, null, MS_SHARED | MS_REC, null))

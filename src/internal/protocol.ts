@@ -132,6 +132,8 @@ export interface Operations {
     readonly args: { readonly operation: string; readonly mounts: ReadonlyArray<Mount>; readonly exclusive: boolean }
     readonly result: ReadonlyArray<Made>
   }
+  /** A fresh sysfs over /sys, in the thread's (new, the set's) mount namespace. */
+  readonly mountSysfs: { readonly args: { readonly operation: string }; readonly result: void }
   readonly unmount: { readonly args: { readonly operation: string; readonly targets: ReadonlyArray<Unmount> }; readonly result: void }
   /** A user module's export; input and result cross by structured clone. */
   readonly module: {

@@ -340,6 +340,25 @@ export const handlers: Handlers = {
   spawn,
   mount: (args) => persist.mountAll(args.operation, args.mounts, args.exclusive),
   unmount: (args) => persist.unmountAll(args.operation, args.targets),
+  mountSysfs: (args) => {
+    // Only ever in a set's own mount namespace: never the one the thread (and the host) started in.
+    const mnt = state.joinedMember("mnt")
+    if (mnt === undefined || state.isBaseline(mnt) || state.throughHelper()) {
+      throw { _tag: "InvalidOptions", operation: args.operation, reason: "a fresh /sys is mounted only in a mount namespace of the set's own" } satisfies WireError
+    }
+    try {
+      libc.unmount("/sys")
+    } catch (error) {
+      if (!(error instanceof libc.SyscallFailure && (error.errno === "EINVAL" || error.errno === "ENOENT"))) {
+        throw syscallError(args.operation, error, { kind: "mnt", path: "/sys" })
+      }
+    }
+    try {
+      libc.mountFilesystem("sysfs", "/sys", "sysfs")
+    } catch (error) {
+      throw syscallError(args.operation, error, { kind: "net", path: "/sys" })
+    }
+  },
   module: moduleTask
 }
 
