@@ -441,6 +441,58 @@ export class OutputTooLarge extends Schema.TaggedError<OutputTooLarge>()("Output
 }
 
 /**
+ * A filesystem path gonso refuses to act on, and leaves as it is: a symbolic link where one would
+ * be followed (as the target or as a directory on the way to it), a target that is not a file, or,
+ * for `unmount`, something that is not a namespace mount.
+ *
+ * @since 0.1.0
+ */
+export class PathRefused extends Schema.TaggedError<PathRefused>()("PathRefused", {
+  operation: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * A network namespace name whose `/run/netns/NAME` is an empty file with no namespace mounted on
+ * it: what a program killed between creating the name and binding it leaves (iproute2 has the
+ * same window). `ip netns delete NAME` removes it; `persistNetns` takes it over.
+ *
+ * @since 0.1.0
+ */
+export class StaleNetnsName extends Schema.TaggedError<StaleNetnsName>()("StaleNetnsName", {
+  operation: Schema.String,
+  name: Schema.String,
+  path: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: ${this.path} is an empty file with no network namespace mounted on it (left by a program killed while naming it); remove it with \`ip netns delete ${this.name}\``
+  }
+}
+
+/**
+ * A set opened from a process (`fromPid`) is joined through the process's pidfd, and the process
+ * is no longer in the namespace of `kind` that the set holds: it moved (`setns`, `unshare`), or
+ * the pid now names another process. Nothing was joined. `NamespaceSet.dup(set)` joins the set's
+ * own namespaces from its fds.
+ *
+ * @since 0.1.0
+ */
+export class ProcessMoved extends Schema.TaggedError<ProcessMoved>()("ProcessMoved", {
+  operation: Schema.String,
+  pid: Schema.Number,
+  kind: Kind
+}) {
+  override get message(): string {
+    return `${this.operation}: process ${this.pid} is no longer in the ${this.kind} namespace the set holds (it moved, or the pid was reused); NamespaceSet.dup(set) joins the set's namespaces by their fds`
+  }
+}
+
+/**
  * The errors of joining a set on a pinned thread.
  *
  * @since 0.1.0
@@ -449,6 +501,7 @@ export type EnterError =
   | SetClosed
   | UserNamespaceNotEnterable
   | ProcessNotFound
+  | ProcessMoved
   | PermissionDenied
   | SystemError
   | ThreadFailure
@@ -481,6 +534,9 @@ export type NamespaceError =
   | PayloadTooLarge
   | OutputTooLarge
   | NetworkError
+  | PathRefused
+  | StaleNetnsName
+  | ProcessMoved
 
 /**
  * Logging an error shows its message. The classes' `message` is a getter (it is made from the
@@ -493,7 +549,8 @@ for (
     PermissionDenied, SystemError, InvalidKind, NotANamespace, KindMismatch, NamespaceNotFound, ProcessNotFound,
     SetClosed, KindNotInSet, UserNamespaceNotEnterable, UnsupportedKind, InvalidOptions, AddressInUse,
     ConnectionRefused, Unreachable, ModuleTaskError, CommandNotFound, ThreadFailure, PayloadTooLarge, OutputTooLarge,
-    LinkExists, LinkNotFound, NetworkPermissionDenied, NetlinkError, InvalidAddress
+    LinkExists, LinkNotFound, NetworkPermissionDenied, NetlinkError, InvalidAddress, PathRefused, StaleNetnsName,
+    ProcessMoved
   ]
 ) {
   Object.defineProperty(ErrorClass.prototype, inspectSymbol, {

@@ -12,20 +12,18 @@
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import { Effect, Predicate, Scope, Semaphore } from "effect"
+import { Effect, Scope, Semaphore } from "effect"
 import { dual } from "effect/Function"
 import * as Kind from "./NamespaceKind.ts"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import {
   CommandNotFound,
   InvalidKind,
-  KindMismatch,
   KindNotInSet,
-  NamespaceNotFound,
-  NotANamespace,
   PermissionDenied,
   ProcessNotFound,
   SetClosed,
+  type StaleNetnsName,
   SystemError,
   type ThreadFailure,
   InvalidOptions,
@@ -36,9 +34,11 @@ import {
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
+import type { Member, TaskSpec } from "./internal/protocol.ts"
+import * as Mount from "./internal/mount.ts"
+import type { MountError } from "./internal/mount.ts"
+import { open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
-import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
 import { helperError } from "./internal/failure.ts"
 import * as validate from "./internal/validate.ts"
@@ -83,100 +83,6 @@ export { isNamespaceSet, type NamespaceSet }
 // Opening
 // ---------------------------------------------------------------------------------------------
 
-type OpenError = InvalidKind | NotANamespace | KindMismatch | NamespaceNotFound | ProcessNotFound | PermissionDenied | SystemError
-
-/** The kinds without repeats, in the order given; throws `InvalidKind` for a string that is none. */
-const validKinds = (operation: string, kinds: ReadonlyArray<unknown>): ReadonlyArray<NamespaceKind> => {
-  for (const kind of kinds) {
-    if (!Kind.isNamespaceKind(kind)) throw new InvalidKind({ operation, kind: String(kind) })
-  }
-  return [...new Set(kinds as ReadonlyArray<NamespaceKind>)]
-}
-
-// O_NONBLOCK and O_NOCTTY keep a path that turns out to be a FIFO or a terminal from blocking or
-// being adopted; namespace files ignore both.
-const O_NONBLOCK = 0o4000
-const O_NOCTTY = 0o400
-
-const openMember = (operation: string, kind: NamespaceKind, path: string, pid?: number): Member => {
-  let fd: number
-  try {
-    fd = libc.open(path, O_NONBLOCK | O_NOCTTY)
-  } catch (error) {
-    if (!(error instanceof libc.SyscallFailure)) throw error
-    if (pid !== undefined && (error.errno === "ESRCH" || !fs.existsSync(`/proc/${pid}`))) {
-      throw new ProcessNotFound({ operation, pid })
-    }
-    if (error.errno === "ENOENT") throw new NamespaceNotFound({ path, kind })
-    throw fromSyscall(error, operation, { kind, path, ...(pid === undefined ? {} : { pid }) })
-  }
-  try {
-    let type: number
-    try {
-      type = libc.namespaceType(fd)
-    } catch (error) {
-      if (error instanceof libc.SyscallFailure && (error.errno === "ENOTTY" || error.errno === "EINVAL")) {
-        throw new NotANamespace({ path, expected: kind })
-      }
-      throw error
-    }
-    const actual = Kind.fromCloneFlag(type)
-    if (actual === undefined) throw new NotANamespace({ path, expected: kind })
-    if (actual !== kind) throw new KindMismatch({ path, expected: kind, actual })
-    const stats = fs.fstatSync(fd)
-    return { kind, fd, dev: stats.dev, ino: stats.ino }
-  } catch (error) {
-    libc.close(fd)
-    throw error
-  }
-}
-
-/** Opens every `[kind, path]`, all or nothing, as a set owned by the current Scope. */
-const open = (
-  operation: string,
-  paths: ReadonlyArray<readonly [NamespaceKind, string]>,
-  pid?: number
-): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
-  adopt(attempt<Parts, OpenError>(() => {
-    const members: Array<Member> = []
-    try {
-      for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
-      return { members, pidfd: pid === undefined ? undefined : openPidfd(operation, pid) }
-    } catch (error) {
-      for (const member of members) libc.close(member.fd)
-      throw error
-    }
-  }))
-
-/**
- * A pidfd for `pid`, so that a thread can join all of the process's kinds with one `setns`
- * (atomically); none on kernels without `pidfd_open` (before 5.3), where the kinds are joined one
- * by one from the set's fds.
- */
-const openPidfd = (operation: string, pid: number): { fd: number; pid: number } | undefined => {
-  try {
-    return { fd: libc.pidfdOpen(pid), pid }
-  } catch (error) {
-    if (error instanceof libc.SyscallFailure) {
-      if (error.errno === "ENOSYS") return undefined
-      if (error.errno === "ESRCH") throw new ProcessNotFound({ operation, pid })
-      throw fromSyscall(error, operation, { pid })
-    }
-    throw error
-  }
-}
-
-const selectKinds = (
-  operation: string,
-  set: NamespaceSet,
-  kinds: ReadonlyArray<NamespaceKind> | undefined
-): ReadonlyArray<NamespaceKind> => {
-  if (kinds === undefined) return set.kinds
-  const valid = validKinds(operation, kinds)
-  for (const kind of valid) if (!set.kinds.includes(kind)) throw new KindNotInSet({ operation, kind })
-  return valid
-}
-
 /**
  * The calling thread's namespaces of the given kinds (default: every kind but user, as gonso's
  * `Current`). For pid and time this is the namespace the thread's children are born in. Called
@@ -198,8 +104,10 @@ export const current = (
     open("NamespaceSet.current", valid.map((kind) => [kind, `/proc/thread-self/ns/${Kind.childrenFile[kind]}`])))
 
 /**
- * The namespaces of process `pid` (gonso's `FromPid`), from `/proc/PID/ns`. A pid with no process
- * fails with `ProcessNotFound`.
+ * The namespaces of process `pid` (gonso's `FromPid`), from `/proc/PID/ns`, with a pidfd opened
+ * first and checked alive after, so the files are that process's. A pid with no process fails
+ * with `ProcessNotFound`. A thread joins the set through the pidfd, all kinds at once, and checks
+ * that they are the set's: a process that moved since fails with `ProcessMoved`.
  *
  * @since 0.1.0
  */
@@ -239,13 +147,6 @@ export const fromFiles = (
   return validate.guard(validate.cStrings("NamespaceSet.fromFiles", entries), () => withValidKinds("NamespaceSet.fromFiles", entries.map(([kind]) => kind as NamespaceKind), () =>
     open("NamespaceSet.fromFiles", entries as Array<[NamespaceKind, string]>)))
 }
-
-const withValidKinds = <A, E, R>(
-  operation: string,
-  kinds: ReadonlyArray<NamespaceKind>,
-  f: (kinds: ReadonlyArray<NamespaceKind>) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | InvalidKind, R> =>
-  Effect.flatMap(attempt<ReadonlyArray<NamespaceKind>, InvalidKind>(() => validKinds(operation, kinds)), f)
 
 // ---------------------------------------------------------------------------------------------
 // Reading a set
@@ -560,57 +461,18 @@ export interface MountOptions {
   readonly mountNamespace?: NamespaceSet | undefined
 }
 
-type MountError = SetClosed | KindNotInSet | InvalidKind | InvalidOptions | PermissionDenied | SystemError | EnterError
-
-/** Runs a persistence step here, or on a pinned thread inside `options.mountNamespace`. */
-const inMountNamespace = (
-  operation: string,
-  options: MountOptions | undefined,
-  op: "mount" | "unmount",
-  args: unknown,
-  here: () => void
-): Effect.Effect<void, MountError, PinnedThreads> =>
-  options?.mountNamespace === undefined
-    ? attempt<void, MountError>(() => {
-      try {
-        here()
-      } catch (error) {
-        if (error instanceof libc.SyscallFailure) throw fromSyscall(error, operation)
-        throw Predicate.hasProperty(error, "_tag") && !(error instanceof Error) ? fromWire(error as WireError) : error
-      }
-    })
-    : runSpec<void, MountError>(operation, options.mountNamespace, { op, args } as TaskSpec, true)
-
-const mountTargets = (
-  operation: string,
-  set: NamespaceSet,
-  targets: ReadonlyArray<readonly [NamespaceKind, string]>,
-  options: MountOptions | undefined,
-  exclusive = false
-): Effect.Effect<void, MountError, PinnedThreads> =>
-  withMembers(set, operation, (members) =>
-    Effect.suspend(() => {
-      for (const [kind] of targets) if (!members.has(kind)) return Effect.fail(new KindNotInSet({ operation, kind }))
-      const mounts = targets.map(([kind, target]) => ({ kind, fd: members.get(kind)!.fd, target }))
-      return inMountNamespace(operation, options, "mount", { operation, mounts, exclusive }, () =>
-        persist.mountAll(operation, mounts, exclusive))
-    }))
-
-const dirTargets = (set: NamespaceSet, dir: string) =>
-  set.kinds.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`] as const)
-
 /**
  * Bind-mounts each namespace of the set onto `dir/<kind>` (gonso's `Set.Mount`), creating the
- * directory and files where missing, so that the namespaces outlive the set and can be opened
- * again with {@link fromPath}. All or nothing, and not interruptible: once started, it completes,
+ * directory (0755) and files where missing, so that the namespaces outlive the set and can be
+ * opened again with {@link fromPath}. No symbolic link is followed, in `dir` or as a target
+ * (`PathRefused`); an existing regular file is reused and kept (see docs/persistence.md). All or nothing, and not interruptible: once started, it completes,
  * so the caller always knows whether the mounts exist. The mounts stay until {@link unmount}; see
  * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
  *
  * @since 0.1.0
  */
 export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  validate.guard(validate.cStrings("NamespaceSet.mount", [["dir", dir]]), () =>
-    Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options)))
+  validate.guard(validate.cStrings("NamespaceSet.mount", [["dir", dir]]), () => Mount.mount(set, dir, options))
 
 /**
  * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
@@ -624,19 +486,18 @@ export const mountKind = (
   file: string,
   options?: MountOptions
 ): Effect.Effect<void, MountError, PinnedThreads> =>
-  validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () =>
-    Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options)))
+  validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () => Mount.mountKind(set, kind, file, options))
 
 /**
- * Detaches the mounts at `paths` and removes the files.
+ * Detaches the namespace mounts at `paths`, and removes the files and directories that gonso made
+ * for them in this process (never one that was there before). Anything that is not a namespace
+ * mount, or a symbolic link, fails with `PathRefused` and is left as it was; all paths are checked
+ * before any is touched.
  *
  * @since 0.1.0
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  validate.guard(validate.cStrings("NamespaceSet.unmount", validate.listFields("paths", paths)), () =>
-    Effect.uninterruptible(
-      inMountNamespace("NamespaceSet.unmount", options, "unmount", { targets: paths }, () => paths.forEach(persist.unmountOne))
-    ))
+  validate.guard(validate.cStrings("NamespaceSet.unmount", validate.listFields("paths", paths)), () => Mount.unmount(paths, options))
 
 /**
  * {@link mount}, undone when the current Scope closes.
@@ -647,15 +508,8 @@ export const mountScoped = (
   set: NamespaceSet,
   dir: string,
   options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> => {
-  const invalid = validate.cStrings("NamespaceSet.mountScoped", [["dir", dir]])
-  if (invalid !== undefined) return Effect.fail(invalid)
-  const targets = dirTargets(set, dir)
-  return Effect.acquireRelease(
-    mountTargets("NamespaceSet.mountScoped", set, targets, options),
-    () => Effect.ignore(unmount(targets.map(([, target]) => target), options))
-  )
-}
+): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
+  validate.guard(validate.cStrings("NamespaceSet.mountScoped", [["dir", dir]]), () => Mount.mountScoped(set, dir, options))
 
 /**
  * {@link mountKind}, undone when the current Scope closes.
@@ -668,57 +522,32 @@ export const mountKindScoped = (
   file: string,
   options?: MountOptions
 ): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
-  validate.guard(validate.cStrings("NamespaceSet.mountKindScoped", [["file", file]]), () =>
-    Effect.acquireRelease(
-      mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
-      () => Effect.ignore(unmount([file], options))
-    ))
-
-const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
-  validate.cStrings(operation, [["name", name]]) ?? (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
-    ? new InvalidOptions({ operation, reason: `${JSON.stringify(name)} is not a valid network namespace name` })
-    : undefined)
+  validate.guard(validate.cStrings("NamespaceSet.mountKindScoped", [["file", file]]), () => Mount.mountKindScoped(set, kind, file, options))
 
 /**
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
  * `/run/netns/NAME`, with `/run/netns` made a shared mount point first, so that `ip netns list`
  * shows it and `ip netns exec NAME ...` runs inside it. The name is removed (unmounted and
- * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`).
+ * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`),
+ * except a stale one (an empty file with nothing mounted on it, left by a program killed while
+ * naming it), which is taken over.
  *
  * @since 0.1.0
  */
 export const persistNetns = (
   set: NamespaceSet,
   name: string
-): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> => {
-  const operation = "NamespaceSet.persistNetns"
-  const invalid = validNetnsName(operation, name)
-  if (invalid !== undefined) return Effect.fail(invalid)
-  const target = `${persist.NETNS_DIR}/${name}`
-  return Effect.acquireRelease(
-    Effect.andThen(
-      attempt<void, MountError>(() => {
-        try {
-          persist.prepareNetnsDir(operation)
-        } catch (error) {
-          throw fromWire(error as WireError)
-        }
-      }),
-      mountTargets(operation, set, [["net", target]], undefined, true)
-    ).pipe(Effect.as(target)),
-    () => Effect.ignore(unmount([target]))
-  )
-}
+): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> =>
+  Mount.persistNetns(set, name)
 
 /**
  * The network namespace named `name` by `ip netns add` (or {@link persistNetns}): `/run/netns/NAME`.
+ * A stale name (an empty file with nothing mounted on it) fails with `StaleNetnsName`.
  *
  * @since 0.1.0
  */
-export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> => {
-  const invalid = validNetnsName("NamespaceSet.fromNetnsName", name)
-  return invalid !== undefined ? Effect.fail(invalid) : open("NamespaceSet.fromNetnsName", [["net", `${persist.NETNS_DIR}/${name}`]])
-}
+export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName, Scope.Scope> =>
+  Mount.fromNetnsName(name)
 
 // ---------------------------------------------------------------------------------------------
 // Making namespaces
@@ -975,6 +804,35 @@ const timeNamespaceWithOffsets = (
     }, 1)
     return Effect.sync(() => finish(Effect.interrupt as never))
   })
+
+/**
+ * A new set: `set`'s namespaces, with a new mount namespace (a private copy of the set's) in which
+ * `/sys` is a fresh sysfs, as `ip netns exec` makes one. sysfs shows the network namespace of
+ * whoever mounted it, so in `set` itself `/sys/class/net` lists the links of the namespace that
+ * mounted the host's `/sys`; in the new set it lists the set's own. The old `/sys` (with the
+ * mounts under it, such as `/sys/fs/cgroup`) is detached in the new mount namespace only. The
+ * result is owned by the current Scope.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * const withSys = yield* NamespaceSet.withOwnSysfs(isolated)
+ * const links = yield* NamespaceSet.run(withSys, Task.exec("ls", ["/sys/class/net"]))  // "lo"
+ * ```
+ */
+export const withOwnSysfs = (
+  set: NamespaceSet
+): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> =>
+  Effect.flatMap(unshare(set, ["mnt"]), (made) =>
+    Effect.as(
+      runSpec<void, SystemError | PermissionDenied | InvalidOptions>(
+        "NamespaceSet.withOwnSysfs",
+        made,
+        { op: "mountSysfs", args: { operation: "NamespaceSet.withOwnSysfs" } },
+        true
+      ),
+      made
+    ))
 
 /**
  * New namespaces of `kinds` for a set of just those kinds (gonso's package-level `Unshare`):

@@ -1,9 +1,10 @@
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
+import { eventually, mainNamespace } from "./helpers.ts"
 
 layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("bad input", (it) => {
   describe("typed errors carry what caused them", () => {
@@ -57,6 +58,40 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("b
         if (error._tag === "ProcessNotFound") assert.strictEqual(error.pid, pid)
         const negative = yield* Effect.flip(NamespaceSet.fromPid(-1))
         assert.strictEqual(negative._tag, "ProcessNotFound")
+      }))
+
+    it.effect("a process that moved after fromPid is ProcessMoved when joined through its pidfd, and the thread is restored", () =>
+      Effect.gen(function*() {
+        // The child starts in a uts namespace of its own, then, told to, moves to another one
+        // under the same pid (unshare(1) execs in place).
+        const child = spawn("unshare", ["--uts", "sh", "-c", "read line; exec unshare --uts sleep 600"], { stdio: ["pipe", "ignore", "ignore"] })
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+        const pid = child.pid!
+        const utsOf = () => {
+          try {
+            return fs.readlinkSync(`/proc/${pid}/ns/uts`)
+          } catch {
+            return undefined
+          }
+        }
+        const host = fs.readlinkSync("/proc/self/ns/uts")
+        assert.isTrue(yield* Effect.promise(() => eventually(() => utsOf() !== undefined && utsOf() !== host && !fs.readlinkSync(`/proc/${pid}/exe`).endsWith("/unshare"))))
+        const first = utsOf()
+        const set = yield* NamespaceSet.fromPid(pid, ["uts"])
+        assert.strictEqual(yield* NamespaceSet.id(set, "uts"), first)
+        child.stdin!.write("go\n")
+        assert.isTrue(yield* Effect.promise(() => eventually(() => utsOf() !== first && utsOf() !== undefined)))
+        const error = yield* Effect.flip(NamespaceSet.run(set, Task.identify))
+        assert.strictEqual(error._tag, "ProcessMoved")
+        if (error._tag === "ProcessMoved") assert.deepStrictEqual([error.pid, error.kind], [pid, "uts"])
+        // The thread that refused is back where it started, and in service.
+        const after = yield* NamespaceSet.run(yield* NamespaceSet.current(["uts"]), Task.identify)
+        assert.deepStrictEqual({ dev: after.namespaces.uts.dev, ino: after.namespaces.uts.ino }, mainNamespace("uts"))
+        assert.strictEqual((yield* PinnedThreads.stats).dropped, 0)
+        // The set's own namespace is still joinable by its fd.
+        const byFd = yield* NamespaceSet.dup(set)
+        const inside = yield* NamespaceSet.run(byFd, Task.identify)
+        assert.strictEqual(inside.namespaces.uts.id, first)
       }))
 
     it.effect("a closed set is SetClosed for every operation", () =>

@@ -4,6 +4,8 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
+const fixture = new URL("./fixtures/main-mount-namespace.ts", import.meta.url).pathname
+
 const run = (command: string, args: ReadonlyArray<string>) => {
   const result = spawnSync(command, args, { encoding: "utf8" })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
@@ -79,6 +81,97 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("p
         assert.include(error.message, "inside itself")
         const leftover = yield* NamespaceSet.run(mountNs, Task.exec("sh", ["-c", `test -e ${file} && echo present || echo absent`]))
         assert.strictEqual(leftover.stdout.trim(), "absent")
+      }))
+  })
+
+  describe("filesystem targets", () => {
+    const base = `/tmp/gonso-edges-${process.pid}`
+    const clean = () => fs.rmSync(base, { recursive: true, force: true })
+
+    it.effect("a symlink as the target is never followed: PathRefused names it, and nothing is made where it points", () =>
+      Effect.gen(function*() {
+        clean()
+        fs.mkdirSync(`${base}/dir`, { recursive: true })
+        fs.symlinkSync(`${base}/elsewhere`, `${base}/dir/net`)
+        const mountNs = yield* NamespaceSet.unshareCurrent(["mnt"])
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const error = yield* Effect.flip(Effect.scoped(NamespaceSet.mountScoped(set, `${base}/dir`, { mountNamespace: mountNs })))
+        assert.strictEqual(error._tag, "PathRefused")
+        if (error._tag === "PathRefused") assert.strictEqual(error.path, `${base}/dir/net`)
+        assert.isFalse(fs.existsSync(`${base}/elsewhere`))
+        const mounts = yield* NamespaceSet.run(mountNs, Task.readFile("/proc/thread-self/mountinfo"))
+        assert.notInclude(mounts, base)
+        clean()
+      }))
+
+    it.effect("a symlinked parent directory is refused, and nothing is made behind it", () =>
+      Effect.gen(function*() {
+        clean()
+        fs.mkdirSync(`${base}/real`, { recursive: true })
+        fs.symlinkSync(`${base}/real`, `${base}/link`)
+        const mountNs = yield* NamespaceSet.unshareCurrent(["mnt"])
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const error = yield* Effect.flip(NamespaceSet.mountKind(set, "net", `${base}/link/sub/net`, { mountNamespace: mountNs }))
+        assert.strictEqual(error._tag, "PathRefused")
+        if (error._tag === "PathRefused") assert.strictEqual(error.path, `${base}/link/sub/net`)
+        assert.include(error.message, "symbolic link")
+        assert.deepStrictEqual(fs.readdirSync(`${base}/real`), [])
+        clean()
+      }))
+
+    it.effect("a target file that existed is reused and kept when the Scope closes; directories made are 0755 and removed", () =>
+      Effect.gen(function*() {
+        clean()
+        fs.mkdirSync(base, { recursive: true })
+        fs.writeFileSync(`${base}/keep`, "precious")
+        const mountNs = yield* NamespaceSet.unshareCurrent(["mnt"])
+        const set = yield* NamespaceSet.unshareCurrent(["net", "uts"])
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* NamespaceSet.mountKindScoped(set, "net", `${base}/keep`, { mountNamespace: mountNs })
+          yield* NamespaceSet.mountScoped(set, `${base}/made/deeper`, { mountNamespace: mountNs })
+          assert.strictEqual(fs.statSync(`${base}/made`).mode & 0o7777, 0o755)
+          assert.strictEqual(fs.statSync(`${base}/made/deeper`).mode & 0o7777, 0o755)
+        }))
+        assert.strictEqual(fs.readFileSync(`${base}/keep`, "utf8"), "precious")
+        assert.isFalse(fs.existsSync(`${base}/made`))
+        clean()
+      }))
+
+    it.effect("unmount leaves alone what is not a namespace mount: a plain file, a tmpfs", () =>
+      Effect.gen(function*() {
+        clean()
+        fs.mkdirSync(`${base}/tmpfs`, { recursive: true })
+        fs.writeFileSync(`${base}/file`, "data")
+        const mountNs = yield* NamespaceSet.unshareCurrent(["mnt"])
+        const mounted = yield* NamespaceSet.run(mountNs, Task.exec("mount", ["-t", "tmpfs", "gonso-edge", `${base}/tmpfs`]))
+        assert.strictEqual(mounted.exitCode, 0, mounted.stderr)
+        for (const path of [`${base}/file`, `${base}/tmpfs`]) {
+          const error = yield* Effect.flip(NamespaceSet.unmount([path], { mountNamespace: mountNs }))
+          assert.strictEqual(error._tag, "PathRefused")
+          if (error._tag === "PathRefused") assert.strictEqual(error.path, path)
+        }
+        assert.strictEqual(fs.readFileSync(`${base}/file`, "utf8"), "data")
+        const mounts = yield* NamespaceSet.run(mountNs, Task.readFile("/proc/thread-self/mountinfo"))
+        assert.include(mounts, `${base}/tmpfs`)
+        clean()
+      }))
+
+    it.effect("on the main thread: directories are 0755 under umask 0 and removed; a stale /run/netns name is recognised and taken over", () =>
+      Effect.sync(() => {
+        const name = `gonso-stale-${process.pid}`
+        const result = spawnSync("unshare", ["--mount", "--propagation", "private", process.execPath, fixture, `${base}-main`, name], {
+          encoding: "utf8",
+          timeout: 30_000
+        })
+        assert.strictEqual(result.status, 0, result.stderr)
+        const found = JSON.parse(result.stdout)
+        assert.deepStrictEqual(found.modes, ["755", "755", "755"])
+        assert.isFalse(found.dirLeft)
+        assert.strictEqual(found.fromNetnsName._tag, "StaleNetnsName", found.fromNetnsName.message)
+        assert.strictEqual(found.persistNetns, `/run/netns/${name}`)
+        assert.isTrue(found.sameNamespace)
+        assert.isFalse(found.staleLeft)
+        assert.isFalse(fs.existsSync(`/run/netns/${name}`))
       }))
   })
 })

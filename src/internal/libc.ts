@@ -63,6 +63,10 @@ const c = lazily({
   waitpid: () => lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
   syscall: () => lib.func("long syscall(long number, ...)"),
   umount2: () => lib.func("int umount2(const char *target, int flags)"),
+  mkdirat: () => lib.func("int mkdirat(int dirfd, const char *path, unsigned int mode)"),
+  unlinkat: () => lib.func("int unlinkat(int dirfd, const char *path, int flags)"),
+  fchmod: () => lib.func("int fchmod(int fd, unsigned int mode)"),
+  fstatfs: () => lib.func("int fstatfs(int fd, _Out_ uint8_t *buf)"),
   malloc: () => lib.func("uintptr_t malloc(size_t size)"),
   socket: () => lib.func("int socket(int domain, int type, int protocol)"),
   bind: () => lib.func("int bind(int fd, const uint8_t *addr, uint32_t len)"),
@@ -179,7 +183,7 @@ export const open = (path: string, extra = 0): number => check("open", c.open(cS
 
 /** `openat(2)` relative to the directory `dirfd`, close-on-exec. */
 export const openAt = (dirfd: number, path: string, extra = 0): number =>
-  check("openat", c.openat(dirfd, path, O_RDONLY | O_CLOEXEC | extra))
+  check("openat", c.openat(dirfd, cString("openat", path), O_RDONLY | O_CLOEXEC | extra))
 
 const statBuffer = Buffer.alloc(256)
 
@@ -188,7 +192,7 @@ const statBuffer = Buffer.alloc(256)
  * st_ino are the first two 64-bit fields of `struct stat` on x86_64 and arm64 alike.
  */
 export const identityAt = (dirfd: number, path: string): { readonly dev: number; readonly ino: number } => {
-  check("fstatat", c.fstatat(dirfd, path, statBuffer, 0))
+  check("fstatat", c.fstatat(dirfd, cString("fstatat", path), statBuffer, 0))
   return {
     dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
     ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
@@ -210,7 +214,7 @@ const linkBuffer = Buffer.alloc(4096)
 
 /** The target of the symbolic link `path` relative to the directory `dirfd` (`readlinkat(2)`). */
 export const readlinkAt = (dirfd: number, path: string): string => {
-  const length = Number(c.readlinkat(dirfd, path, linkBuffer, linkBuffer.length))
+  const length = Number(c.readlinkat(dirfd, cString("readlinkat", path), linkBuffer, linkBuffer.length))
   if (length < 0) throw new SyscallFailure("readlinkat", koffi.errno())
   return linkBuffer.toString("utf8", 0, length)
 }
@@ -374,11 +378,98 @@ const SYS_pidfd_open = 434
 export const pidfdOpen = (pid: number): number =>
   check("pidfd_open", Number(c.syscall(SYS_pidfd_open, "int", pid, "unsigned int", 0)))
 
-const MNT_DETACH = 2
+const SYS_pidfd_send_signal = 424
 
-/** Detaches the mount at `target` (lazily, like `umount -l`). */
+/**
+ * Whether the process behind a pidfd is still alive (`pidfd_send_signal` with signal 0): unlike a
+ * pid, a pidfd never comes to name another process.
+ */
+export const pidfdAlive = (pidfd: number): boolean => {
+  const result = Number(c.syscall(SYS_pidfd_send_signal, "int", pidfd, "int", 0, "void *", null, "unsigned int", 0))
+  if (result === 0) return true
+  const code = koffi.errno()
+  if (errnoName(code) === "ESRCH") return false
+  throw new SyscallFailure("pidfd_send_signal", code)
+}
+
+const MNT_DETACH = 2
+const UMOUNT_NOFOLLOW = 8
+
+/** Detaches the mount at `target` (lazily, like `umount -l`), never following a last-component symlink. */
 export const unmount = (target: string): void => {
-  check("umount2", c.umount2(cString("umount2", target), MNT_DETACH))
+  check("umount2", c.umount2(cString("umount2", target), MNT_DETACH | UMOUNT_NOFOLLOW))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths that never follow symlinks
+// ---------------------------------------------------------------------------------------------
+
+export const AT_FDCWD = -100
+export const O_NOFOLLOW = 0o400000
+export const O_CREAT = 0o100
+export const O_EXCL = 0o200
+export const O_NONBLOCK = 0o4000
+export const O_NOCTTY = 0o400
+const AT_REMOVEDIR = 0x200
+const SYS_openat2 = 437
+const RESOLVE_NO_MAGICLINKS = 0x02
+const RESOLVE_NO_SYMLINKS = 0x04
+
+/**
+ * `openat2(2)` with `RESOLVE_NO_SYMLINKS`: no symbolic link (nor /proc magic link) anywhere in
+ * `path` is followed; one fails with ELOOP. With `O_PATH | O_NOFOLLOW`, a symlink as the last
+ * component is opened itself (the caller checks what it got). Always close-on-exec.
+ */
+export const openNoSymlinks = (dirFd: number, path: string, flags: number, mode = 0): number => {
+  const how = Buffer.alloc(24)
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0)
+  how.writeBigUInt64LE(BigInt(mode), 8)
+  how.writeBigUInt64LE(BigInt(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), 16)
+  return check("openat2", Number(c.syscall(SYS_openat2, "int", dirFd, "const char *", cString("openat2", path), "uint8_t *", how, "size_t", 24)))
+}
+
+/** `mkdirat(2)`; the mode is subject to the umask (see {@link fchmod}). */
+export const mkdirat = (dirFd: number, name: string, mode: number): void => {
+  check("mkdirat", c.mkdirat(dirFd, cString("mkdirat", name), mode))
+}
+
+export const fchmod = (fd: number, mode: number): void => {
+  check("fchmod", c.fchmod(fd, mode))
+}
+
+/** `unlinkat(2)` of `name` in `dirFd`: a file, or with `directory`, an empty directory. */
+export const unlinkat = (dirFd: number, name: string, directory = false): void => {
+  check("unlinkat", c.unlinkat(dirFd, cString("unlinkat", name), directory ? AT_REMOVEDIR : 0))
+}
+
+/** The magic number of nsfs, the filesystem of namespace files (`statfs.f_type`). */
+export const NSFS_MAGIC = 0x6e736673
+
+/** `fstatfs(2)`'s `f_type`: which filesystem `fd` is on (works on O_PATH fds). */
+export const filesystemType = (fd: number): number => {
+  const buffer = Buffer.alloc(120)
+  check("fstatfs", c.fstatfs(fd, buffer))
+  return Number(buffer.readBigInt64LE(0))
+}
+
+const SYS_open_tree = 428
+const SYS_move_mount = 429
+const OPEN_TREE_CLONE = 1
+const MOVE_MOUNT_F_EMPTY_PATH = 0x04
+const MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
+/**
+ * Bind-mounts the file behind `sourceFd` (a namespace fd) onto the file behind `targetFd`, by fds
+ * alone (`open_tree(OPEN_TREE_CLONE)` then `move_mount`): no path is looked up, so neither a
+ * symlink nor a /proc that a set replaced can redirect it.
+ */
+export const bindMountFds = (sourceFd: number, targetFd: number): void => {
+  const tree = check("open_tree", Number(c.syscall(SYS_open_tree, "int", sourceFd, "const char *", "", "unsigned int", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH)))
+  try {
+    check("move_mount", Number(c.syscall(SYS_move_mount, "int", tree, "const char *", "", "int", targetFd, "const char *", "", "unsigned int", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)))
+  } finally {
+    c.close(tree)
+  }
 }
 
 const MS_BIND = 0x1000
@@ -386,6 +477,15 @@ const MS_BIND = 0x1000
 /** Bind-mounts `source` (e.g. `/proc/self/fd/N` of a namespace fd) onto `target`. */
 export const bindMount = (source: string, target: string): void => {
   check("mount", c.mount(cString("mount", source), cString("mount", target), null, MS_BIND, null))
+}
+
+const MS_NOSUID = 2
+const MS_NODEV = 4
+const MS_NOEXEC = 8
+
+/** Mounts a new filesystem of `fstype` (e.g. sysfs) at `target`, nosuid, nodev, noexec. */
+export const mountFilesystem = (source: string, target: string, fstype: string): void => {
+  check("mount", c.mount(source, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC, null))
 }
 
 /** Makes the mount at `target` (and those below it) shared. */

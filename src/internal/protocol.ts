@@ -54,6 +54,22 @@ export interface Mount {
   readonly target: string
 }
 
+/** What mounting one target made: the target file (if it was created) and directories. */
+export interface Made {
+  readonly target: string
+  readonly file: boolean
+  readonly dirs: ReadonlyArray<string>
+}
+
+/** A namespace mount to detach, and what of it to remove: only what the library made. */
+export interface Unmount {
+  readonly path: string
+  /** Remove the target file (the library created it). */
+  readonly file: boolean
+  /** Directories the library created for it, shallowest first: removed while empty. */
+  readonly dirs: ReadonlyArray<string>
+}
+
 /**
  * One rtnetlink request: a whole message (base64; the thread sets its sequence number and asks for
  * an ack), and links whose index the thread writes into it (u32 at `offset`), looked up by name
@@ -138,9 +154,11 @@ export interface Operations {
   }
   readonly mount: {
     readonly args: { readonly operation: string; readonly mounts: ReadonlyArray<Mount>; readonly exclusive: boolean }
-    readonly result: void
+    readonly result: ReadonlyArray<Made>
   }
-  readonly unmount: { readonly args: { readonly targets: ReadonlyArray<string> }; readonly result: void }
+  /** A fresh sysfs over /sys, in the thread's (new, the set's) mount namespace. */
+  readonly mountSysfs: { readonly args: { readonly operation: string }; readonly result: void }
+  readonly unmount: { readonly args: { readonly operation: string; readonly targets: ReadonlyArray<Unmount> }; readonly result: void }
   /** rtnetlink requests, answered in the set's network namespace (see `netlink/exchange.ts`). */
   readonly netlink: {
     readonly args: { readonly operation: string; readonly requests: ReadonlyArray<NetlinkRequest> }

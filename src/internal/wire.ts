@@ -17,6 +17,8 @@ const WireErrorSchema = Schema.Union([
   Errors.PermissionDenied,
   Errors.SystemError,
   Errors.ProcessNotFound,
+  Errors.ProcessMoved,
+  Errors.PathRefused,
   Errors.InvalidOptions,
   Errors.AddressInUse,
   Errors.CommandNotFound,

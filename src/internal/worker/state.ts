@@ -11,6 +11,12 @@
  * by the main side, never reused. Verification reads the kernel's view in `/proc/thread-self`; it
  * never takes `setns`'s return value on trust.
  *
+ * A set's mount namespace may have a /proc of its own (of another pid namespace, where this thread
+ * does not appear), so nothing the thread needs is looked up through the /proc it sees inside a
+ * set: at birth it opens the /proc it started with (`procFd`) and resolves its own namespace
+ * files, and a child's, relative to that fd, which keeps naming this process's /proc whatever
+ * mount namespace the thread is in.
+ *
  * @internal
  */
 import * as fs from "node:fs"
@@ -21,17 +27,25 @@ import type { Identity, Member, Ready, SetRef, WireError } from "../protocol.ts"
 
 libc.unshare(libc.CLONE_FS)
 const cwdFd = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+/** This process's /proc, as the thread saw it at birth. */
+const procFd = libc.open("/proc", libc.O_PATH | libc.O_DIRECTORY)
+
+/** A path under this process's /proc (not the one a set's mount namespace may show), opened. */
+export const openProc = (path: string, extra = 0): number => libc.openAt(procFd, path, extra)
+
+/** The thread's own namespace file of `kind` (for pid and time, its children's), relative to /proc. */
+export const nsPath = (kind: NamespaceKind) => `thread-self/ns/${childrenFile[kind]}`
+
 /**
- * This thread's own `/proc/.../task/TID/ns` directory, opened once from the host's `/proc`. Every
- * later look at the thread's namespaces goes through it: a set's mount namespace may have a `/proc`
- * of its own (of another pid namespace) where `/proc/thread-self` is not this thread, and one
- * `fstatat` relative to an open directory is also the cheapest way to ask the kernel.
+ * This thread's own `task/TID` and `task/TID/ns` directories in that /proc. The thread looks at its
+ * namespaces, working directory and root through them: one `fstatat` relative to an open directory
+ * is the cheapest way to ask the kernel.
  */
-const taskDirFd = libc.open("/proc/thread-self", libc.O_PATH | libc.O_DIRECTORY)
+const taskDirFd = openProc("thread-self", libc.O_PATH | libc.O_DIRECTORY)
 const nsDirFd = libc.openAt(taskDirFd, "ns", libc.O_PATH | libc.O_DIRECTORY)
 
 /** The file of `kind` in the thread's ns directory (for pid and time: the children's). */
-export const nsFile = (kind: NamespaceKind) => childrenFile[kind]
+const nsFile = (kind: NamespaceKind) => childrenFile[kind]
 /** Opens the thread's namespace of `kind`. */
 export const openOwn = (kind: NamespaceKind): number => libc.openAt(nsDirFd, nsFile(kind))
 /** The kernel's name of the thread's namespace of `kind` (`"net:[4026531840]"`). */
@@ -52,7 +66,7 @@ const baselineRoot = libc.readlinkAt(taskDirFd, "root")
 
 export const tid = libc.gettid()
 
-export const ready: Ready = { tid, baseline, fds: [cwdFd, taskDirFd, nsDirFd, ...Object.values(baselineFd)] }
+export const ready: Ready = { tid, baseline, fds: [cwdFd, procFd, taskDirFd, nsDirFd, ...Object.values(baselineFd)] }
 
 /** The key of the set the thread is inside; 0 is the baseline. */
 export const BASELINE = 0
@@ -83,6 +97,46 @@ export const markUserCode = () => {
 export const joinedMember = (kind: NamespaceKind) => joined.get(kind)
 export const throughHelper = () => viaHelper
 export const isBaseline = (member: Member) => sameIdentity(member, baseline[member.kind])
+
+/**
+ * Runs `f` with the thread in its baseline mount namespace, if a set put it in another, and back
+ * in the set's afterwards: for starting a helper (nsenter) that must find this process's /proc,
+ * and joins the set's mount namespace itself. A thread that cannot get back is unclean.
+ */
+export const atBaselineMount = <A>(f: () => A): A => {
+  const member = joined.get("mnt")
+  if (member === undefined || viaHelper || sameIdentity(member, baseline.mnt)) return f()
+  libc.setns(baselineFd.mnt, cloneFlag.mnt)
+  try {
+    return f()
+  } finally {
+    try {
+      libc.setns(member.fd, cloneFlag.mnt)
+    } catch (error) {
+      markUnclean(`setns back into the set's mount namespace: ${(error as Error).message}`)
+    }
+  }
+}
+
+/**
+ * Runs `f` inside the mount namespace `member` (a set's, that a thread joined through nsenter only
+ * does not enter itself), for looking a command up where it will run; the thread leaves it when
+ * it leaves the set, verified.
+ */
+export const inMount = <A>(member: Member, f: () => A): A => {
+  libc.setns(member.fd, cloneFlag.mnt)
+  touched.add("mnt")
+  try {
+    return f()
+  } finally {
+    try {
+      libc.setns(baselineFd.mnt, cloneFlag.mnt)
+      libc.fchdir(cwdFd)
+    } catch (error) {
+      markUnclean(`setns back from a mount namespace: ${(error as Error).message}`)
+    }
+  }
+}
 
 /**
  * Joins `set` from the baseline. Namespaces equal to the baseline's are already joined and are
@@ -120,6 +174,14 @@ export const join = (operation: string, set: SetRef): void => {
       throw syscallError(operation, error)
     }
     for (const member of pending) touched.add(member.kind)
+    // The pidfd joins the namespaces the process is in now, which need not be the set's: the
+    // process may have moved since the set was opened. Each must be the set's, by dev+inode; the
+    // caller leaves (restoring every kind touched) on the error.
+    for (const member of pending) {
+      if (!sameIdentity(currentIdentity(member.kind), member)) {
+        throw { _tag: "ProcessMoved", operation, pid: set.pidfd.pid, kind: member.kind } satisfies WireError
+      }
+    }
     return
   }
   for (const member of pending) {

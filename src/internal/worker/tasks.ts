@@ -17,15 +17,20 @@ import { nsenterOptions } from "../nsenter.ts"
 import type { IdMapping, Member, Operation, Operations, WireError } from "../protocol.ts"
 import * as state from "./state.ts"
 
+const O_WRONLY = 1
+
 /** The kind an operation failed for, when there is just one. */
 const onlyKind = (kinds: ReadonlyArray<NamespaceKind>) => kinds.length === 1 ? { kind: kinds[0]! } : {}
 
-/** Opens the namespace of each kind at `pathOf(kind)`: all of them, or none (and throws). */
-const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, openKind: (kind: NamespaceKind) => number) => {
+/**
+ * Opens the namespace of each kind at `pathOf(kind)`, a path under this process's /proc: all of
+ * them, or none (and throws).
+ */
+const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, pathOf: (kind: NamespaceKind) => string) => {
   const members: Array<Member> = []
   try {
     for (const kind of kinds) {
-      const fd = openKind(kind)
+      const fd = state.openProc(pathOf(kind))
       const stats = fs.fstatSync(fd)
       members.push({ kind, fd, dev: stats.dev, ino: stats.ino })
     }
@@ -53,7 +58,7 @@ const unshare = (args: Operations["unshare"]["args"]): Operations["unshare"]["re
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
-  return { members: openMembers(operation, args.kinds, state.openOwn) }
+  return { members: openMembers(operation, args.kinds, state.nsPath) }
 }
 
 const mapText = (map: ReadonlyArray<IdMapping>) =>
@@ -87,7 +92,12 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
   const write = (file: string, text: string) => {
     const path = `/proc/${pid}/${file}`
     try {
-      fs.writeFileSync(path, text)
+      const fd = state.openProc(`${pid}/${file}`, O_WRONLY)
+      try {
+        fs.writeSync(fd, text)
+      } finally {
+        libc.close(fd)
+      }
     } catch (error) {
       libc.killAndReap(child)
       throw syscallError(operation, error, { kind: "user", path })
@@ -98,7 +108,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
   if (args.gidMap !== undefined) write("gid_map", mapText(args.gidMap))
   let members: Array<Member>
   try {
-    members = openMembers(operation, args.kinds, (kind) => libc.open(`/proc/${pid}/ns/${kind}`))
+    members = openMembers(operation, args.kinds, (kind) => `${pid}/ns/${kind}`)
   } catch (error) {
     libc.killAndReap(child)
     throw error
@@ -164,29 +174,90 @@ const socket = (args: Operations["socket"]["args"]): Operations["socket"]["resul
 }
 
 /**
- * The command line that starts `command` inside the joined set: the command itself, or nsenter
- * when the set holds a user or time namespace other than the thread's (the kernel lets only a
- * single-threaded process join those), or, for sets joined through the helper, every kind.
+ * How to start `command` inside the joined set: the command itself, or nsenter when the set holds
+ * a user or time namespace other than the thread's (the kernel lets only a single-threaded process
+ * join those), or, for sets joined through the helper, every kind.
+ *
+ * nsenter is given the namespaces as paths under this process's /proc, which a set's mount
+ * namespace may hide behind a /proc of its own. So when the thread is inside a set's mount
+ * namespace, nsenter is started from the thread's baseline mount namespace and joins the set's
+ * itself, and a working directory is set by nsenter once inside (`--wdns`).
  */
-const commandLine = (command: string, args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => {
+const commandLine = (args: Operations["spawn"]["args"]) => {
   const viaHelper = state.throughHelper()
+  const mnt = state.joinedMember("mnt")
+  const insideMount = !viaHelper && mnt !== undefined && !state.isBaseline(mnt)
   const helperKinds: ReadonlyArray<NamespaceKind> = viaHelper ? enterOrder : ["user", "time"]
   const members = helperKinds.flatMap((kind) => {
     const member = state.joinedMember(kind)
     // The thread's own user and time namespaces need no joining: children are born in them.
     return member === undefined || (!viaHelper && state.isBaseline(member)) ? [] : [member]
   })
-  return members.length === 0 ? [command, args] : ["nsenter", [...nsenterOptions(members), "--", command, ...args]]
+  if (members.length === 0) return { file: args.command, argv: args.args, cwd: args.cwd, nsenter: false, insideMount: false }
+  const joins = insideMount ? [...members, mnt] : members
+  const joinsMount = joins.some((member) => member.kind === "mnt")
+  const wd = args.cwd !== undefined && joinsMount ? [`--wdns=${args.cwd}`] : []
+  return {
+    file: "nsenter",
+    argv: [...nsenterOptions(joins), ...wd, "--", args.command, ...args.args],
+    cwd: joinsMount ? undefined : args.cwd,
+    nsenter: true,
+    insideMount
+  }
+}
+
+const searchPath = (env: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const entry = env.findLast((variable) => variable.startsWith("PATH="))
+  // execvp's default when PATH is unset.
+  return (entry === undefined ? "/bin:/usr/bin" : entry.slice(5)).split(":").map((dir) => dir === "" ? "." : dir)
+}
+
+/**
+ * What nsenter would fail to exec (it exits 127 or 126, like the command could itself): looked up
+ * here first, in the mount namespace the command runs in, as execvp will, so that a missing
+ * command is `CommandNotFound` with or without nsenter.
+ */
+const findCommand = (args: Operations["spawn"]["args"]): void => {
+  const candidates = args.command.includes("/")
+    ? [args.command.startsWith("/") || args.cwd === undefined ? args.command : `${args.cwd}/${args.command}`]
+    : searchPath(args.env).map((dir) => `${dir}/${args.command}`)
+  let errno = "ENOENT"
+  for (const candidate of candidates) {
+    try {
+      if (!fs.statSync(candidate).isFile()) continue
+      fs.accessSync(candidate, fs.constants.X_OK)
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EACCES") errno = "EACCES"
+    }
+  }
+  throw { _tag: "CommandNotFound", command: args.command, errno } satisfies WireError
 }
 
 /** A process started from this thread (so inside the set) with posix_spawn; returns its pid at once. */
 const spawn = (args: Operations["spawn"]["args"]): number => {
-  const [file, argv] = commandLine(args.command, args.args)
+  const line = commandLine(args)
+  if (line.nsenter) {
+    // Where the command will run: the thread's mount namespace, or for a set joined through the
+    // helper, the set's, which the thread enters just to look.
+    const mnt = state.throughHelper() ? state.joinedMember("mnt") : undefined
+    if (mnt === undefined || state.isBaseline(mnt)) findCommand(args)
+    else {
+      try {
+        state.inMount(mnt, () => findCommand(args))
+      } catch (error) {
+        // A mount namespace this thread may not enter (an unprivileged caller's): nsenter, which
+        // joins the user namespace first, looks the command up itself.
+        if (!(error instanceof libc.SyscallFailure)) throw error
+      }
+    }
+  }
   try {
-    return libc.spawn({ file, argv: [file, ...argv], env: args.env, stdio: args.stdio, cwd: args.cwd })
+    const start = () => libc.spawn({ file: line.file, argv: [line.file, ...line.argv], env: args.env, stdio: args.stdio, cwd: line.cwd })
+    return line.insideMount ? state.atBaselineMount(start) : start()
   } catch (error) {
     if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
-      throw { _tag: "CommandNotFound", command: file, errno: error.errno } satisfies WireError
+      throw { _tag: "CommandNotFound", command: line.file, errno: error.errno } satisfies WireError
     }
     // The kernel refuses every new process in a pid namespace whose init has exited, with ENOMEM.
     const pid = state.joinedMember("pid")
@@ -349,8 +420,25 @@ export const handlers: Handlers = {
   socket,
   spawn,
   mount: (args) => persist.mountAll(args.operation, args.mounts, args.exclusive),
-  unmount: (args) => {
-    for (const target of args.targets) persist.unmountOne(target)
+  unmount: (args) => persist.unmountAll(args.operation, args.targets),
+  mountSysfs: (args) => {
+    // Only ever in a set's own mount namespace: never the one the thread (and the host) started in.
+    const mnt = state.joinedMember("mnt")
+    if (mnt === undefined || state.isBaseline(mnt) || state.throughHelper()) {
+      throw { _tag: "InvalidOptions", operation: args.operation, reason: "a fresh /sys is mounted only in a mount namespace of the set's own" } satisfies WireError
+    }
+    try {
+      libc.unmount("/sys")
+    } catch (error) {
+      if (!(error instanceof libc.SyscallFailure && (error.errno === "EINVAL" || error.errno === "ENOENT"))) {
+        throw syscallError(args.operation, error, { kind: "mnt", path: "/sys" })
+      }
+    }
+    try {
+      libc.mountFilesystem("sysfs", "/sys", "sysfs")
+    } catch (error) {
+      throw syscallError(args.operation, error, { kind: "net", path: "/sys" })
+    }
   },
   netlink,
   module: moduleTask
