@@ -130,7 +130,7 @@ export const specProblem = (spec: TaskSpec): InvalidOptions | undefined => {
     case "mount":
       return cStrings(spec.args.operation, spec.args.mounts.map((mount, i) => [`target of mounts[${i}]`, mount.target] as const))
     case "unmount":
-      return cStrings("NamespaceSet.unmount", listFields("paths", spec.args.targets))
+      return cStrings(spec.args.operation, spec.args.targets.map((target, i) => [`paths[${i}]`, target.path] as const))
     default:
       return undefined
   }
