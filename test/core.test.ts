@@ -65,6 +65,19 @@ layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("p
         )
         for (const { i, got } of answers) assert.strictEqual(got, i % 3 === 0 ? isolatedId : hostId, `run ${i}`)
       }))
+
+    it.effect("eight callers looping on one set for 40,000 runs all get their answers from the one thread", () =>
+      Effect.gen(function*() {
+        const isolated = yield* NamespaceSet.unshareCurrent(["net"])
+        const tid = yield* NamespaceSet.run(isolated, Task.tid)
+        const counts = yield* Effect.forEach(Array.from({ length: 8 }, () => 0), () =>
+          Effect.gen(function*() {
+            let same = 0
+            for (let i = 0; i < 5_000; i++) if ((yield* NamespaceSet.run(isolated, Task.tid)) === tid) same++
+            return same
+          }), { concurrency: "unbounded" })
+        assert.deepStrictEqual(counts, Array.from({ length: 8 }, () => 5_000))
+      }))
   })
 
   describe("staying inside a set", () => {

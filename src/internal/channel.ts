@@ -16,6 +16,7 @@
  * @internal
  */
 import * as v8 from "node:v8"
+import { yieldCpu } from "./libc.ts"
 
 // A new slot's state is 0: nothing asked yet.
 export const REQUEST = 1
@@ -178,6 +179,9 @@ export const spin = (slot: Slot, busy: number, micros: number): number => {
   if (current !== busy) return current
   const deadline = performance.now() + micros / 1_000
   do {
+    // A polling thread that holds its CPU may be keeping the very thread it waits for off it,
+    // when there are more runnable threads than cores: each turn offers the CPU away.
+    yieldCpu()
     current = Atomics.load(slot.control, index)
   } while (current === busy && performance.now() < deadline)
   return current
@@ -194,6 +198,7 @@ export const awaitRequest = (channel: Channel, slot: Slot, lingerMicros: number,
   if (current !== REQUEST) {
     const deadline = performance.now() + lingerMicros / 1_000
     do {
+      yieldCpu()
       current = Atomics.load(slot.control, index)
     } while (current !== REQUEST && current !== CANCELLED && performance.now() < deadline)
   }

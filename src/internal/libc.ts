@@ -52,6 +52,7 @@ const c = lazily({
   ioctl: () => lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
   fchdir: () => lib.func("int fchdir(int fd)"),
   gettid: () => lib.func("int gettid()"),
+  schedYield: () => lib.func("int sched_yield()"),
   mount: () => lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)"),
   sethostname: () => lib.func("int sethostname(const char *name, size_t len)"),
   ioctlUid: () => lib.func("ioctl", "int", ["int", "unsigned long", koffi.out(koffi.pointer("uint32_t"))]),
@@ -241,6 +242,11 @@ export const fchdir = (fd: number): void => {
 }
 
 export const gettid = (): number => c.gettid()
+
+/** Gives the CPU to another runnable thread, if there is one (`sched_yield(2)`). */
+export const yieldCpu = (): void => {
+  c.schedYield()
+}
 
 export type Propagation = "private" | "slave"
 

@@ -313,11 +313,13 @@ export class PinnedThread {
    */
   private watch(): void {
     if (this.watching) return
-    // Every batch in flight anywhere is this thread's, and nobody is waiting to send: polling
-    // synchronously for a moment holds nobody up, and a short batch is answered within it.
-    const oldestFirst = this.inFlight[0]
-    if (oldestFirst !== undefined && !this.settling && this.queue.length === 0 && this.pool.inFlight === this.inFlight.length) {
-      if (channel.spin(oldestFirst.slot, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
+    // A single request is in flight in the whole pool, and nobody is waiting to send: polling
+    // synchronously for a moment holds nobody up, and a short task is answered within it. Its
+    // answer then resumes only its own caller, which is the one polling: answers to others are
+    // never handed out on this stack, so no caller can run another's turn inside its own.
+    const only = this.inFlight[0]
+    if (only !== undefined && this.inFlight.length === 1 && only.batch.length === 1 && this.pool.inFlight === 1 && this.queue.length === 0 && !this.settling) {
+      if (channel.spin(only.slot, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
     }
     this.watching = true
     let started = performance.now()
@@ -331,7 +333,12 @@ export class PinnedThread {
         this.watching = false
         return this.receive()
       }
-      if (performance.now() - started < POLL_MICROS / 1_000) return void setImmediate(poll)
+      if (performance.now() - started < POLL_MICROS / 1_000) {
+        // Polling holds a CPU: offer it away each turn, in case the thread that is to answer
+        // waits for one.
+        libc.yieldCpu()
+        return void setImmediate(poll)
+      }
       const sleeping = channel.awaitResponseAsync(oldest.slot)
       started = performance.now()
       if (sleeping === undefined) poll()
