@@ -7,7 +7,7 @@
 import { Effect, Exit, Fiber, Queue, Scope, Semaphore } from "effect"
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import * as NamespaceSet from "./NamespaceSet.ts"
-import { InvalidOptions, type NamespaceError } from "./NamespaceError.ts"
+import { InvalidOptions, type NamespaceError, SetClosed } from "./NamespaceError.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import type { Task } from "./Task.ts"
 import { MAX_POOL_SIZE, unshareOptionsProblem } from "./internal/validate.ts"
@@ -31,6 +31,8 @@ export interface NamespacePool {
   readonly queue: Queue.Queue<Exit.Exit<Ready, NamespaceError>>
   /** @internal One permit per place in the pool: a set is made only when a place is free. */
   readonly room: Semaphore.Semaphore
+  /** @internal Set when the pool's Scope has closed. */
+  readonly closed: { value: boolean }
 }
 
 /**
@@ -117,8 +119,10 @@ export const make = <E = never>(
       )
     )
     const filler = yield* Effect.forkDetach(Effect.forever(makeAndOffer))
+    const closed = { value: false }
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        closed.value = true
         yield* Fiber.interrupt(filler)
         const left = yield* Queue.clear(queue)
         yield* Queue.shutdown(queue)
@@ -127,7 +131,7 @@ export const make = <E = never>(
         }
       }).pipe(Effect.ignore)
     )
-    return { [TypeId]: TypeId, queue, room }
+    return { [TypeId]: TypeId, queue, room, closed }
   })
 
 /**
@@ -139,7 +143,15 @@ export const make = <E = never>(
 export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceSet, NamespaceError, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
-      const exit = yield* restore(Queue.take(pool.queue))
+      if (pool.closed.value) return yield* new SetClosed({ operation: "NamespacePool.take" })
+      // A pool whose Scope has closed (before or while the taker waits) shuts its queue down, and a
+      // take on it ends as an interruption: the taker was not interrupted, so it gets a typed error.
+      const taken = yield* Effect.exit(restore(Queue.take(pool.queue)))
+      if (Exit.isFailure(taken)) {
+        if (pool.closed.value) return yield* new SetClosed({ operation: "NamespacePool.take" })
+        return yield* taken
+      }
+      const exit = taken.value
       yield* pool.room.release(1)
       if (Exit.isFailure(exit)) return yield* exit
       yield* Effect.addFinalizer((outcome) => Scope.close(exit.value.scope, outcome))

@@ -39,7 +39,7 @@ import * as Mount from "./internal/mount.ts"
 import type { MountError } from "./internal/mount.ts"
 import { open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
-import { fromSyscall, fromWire } from "./internal/wire.ts"
+import { fromNodeError, fromSyscall, fromWire } from "./internal/wire.ts"
 import { helperError } from "./internal/failure.ts"
 import * as validate from "./internal/validate.ts"
 import {
@@ -762,12 +762,22 @@ const timeNamespaceWithOffsets = (
   boottime: number
 ): Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions> =>
   Effect.callback<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>((resume) => {
-    const helper = spawn("unshare", ["--time", "--monotonic", String(monotonic), "--boottime", String(boottime), "sleep", "600"], {
-      stdio: ["ignore", "ignore", "pipe"]
-    })
+    const started = (() => {
+      try {
+        return spawn("unshare", ["--time", "--monotonic", String(monotonic), "--boottime", String(boottime), "sleep", "600"], {
+          stdio: ["ignore", "ignore", "pipe"]
+        })
+      } catch (error) {
+        // Out of fds or processes, say: Node could not even make the child's pipes.
+        return error as NodeJS.ErrnoException
+      }
+    })()
+    if (started instanceof Error) {
+      return resume(Effect.fail(fromNodeError(started, operation, "spawn")))
+    }
+    const helper = started
     let stderr = ""
     let done = false
-    helper.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
     const finish = (effect: Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>) => {
       if (done) return
       done = true
@@ -775,14 +785,22 @@ const timeNamespaceWithOffsets = (
       if (helper.exitCode === null && helper.signalCode === null) helper.kill("SIGKILL")
       resume(effect)
     }
+    // Registered first: a child that could not be started reports it here, and an 'error' event
+    // nobody listens to would end the process.
     helper.on("error", (error: NodeJS.ErrnoException) =>
-      finish(Effect.fail(new CommandNotFound({ command: "unshare", errno: error.code ?? "ENOENT" }))))
+      finish(Effect.fail(
+        error.code === "ENOENT" || error.code === "EACCES"
+          ? new CommandNotFound({ command: "unshare", errno: error.code })
+          : fromNodeError(error, operation, "spawn")
+      )))
+    helper.stderr?.on("error", () => {})
+    helper.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
     helper.on("exit", (code, signal) => {
       // Its stderr is read to the end before its exit is reported only if the pipe closed first.
       const report = () =>
         finish(Effect.fail(fromWire(helperError(operation, "unshare(1)", stderr, { code, signal }, { kind: "time" })) as SystemError | PermissionDenied))
-      if (helper.stderr!.readableEnded) report()
-      else helper.stderr!.once("close", report)
+      if (helper.stderr === null || helper.stderr.readableEnded) report()
+      else helper.stderr.once("close", report)
     })
     // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
     // namespace is ready and still unentered.

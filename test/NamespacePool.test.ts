@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Scope } from "effect"
+import { Effect, Exit, Fiber, Option, Scope } from "effect"
 import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
 
@@ -20,6 +20,20 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
           assert.include(lo.stdout, "LOOPBACK,UP")
         }
         assert.strictEqual(ids.size, 5)
+      }))
+
+    it.effect("taking from a pool whose Scope closed, before or while waiting, fails with SetClosed", () =>
+      Effect.gen(function*() {
+        const poolScope = yield* Scope.make()
+        // Nothing is ready for the first 30 seconds: a taker waits.
+        const pool = yield* Scope.provide(poolScope)(NamespacePool.make({ kinds: ["uts"], size: 1, afterCreate: Task.exec("sleep", ["30"]) }))
+        const waiting = yield* Effect.forkChild(Effect.scoped(NamespacePool.take(pool)))
+        yield* Effect.yieldNow
+        yield* Scope.close(poolScope, Exit.void)
+        const waited = yield* Fiber.await(waiting)
+        assert.strictEqual(Exit.isFailure(waited) ? Option.getOrUndefined(Exit.findErrorOption(waited))?._tag : "success", "SetClosed")
+        const after = yield* Effect.flip(Effect.scoped(NamespacePool.take(pool)))
+        assert.strictEqual(after._tag, "SetClosed")
       }))
 
     it.effect("a failing afterCreate reaches the taker as its typed error, without spinning", () =>

@@ -244,3 +244,32 @@ describe("pinned-thread core under faults", () => {
       assert.strictEqual(foreignNamespaceFds("net").length + foreignNamespaceFds("uts").length, fdsBefore + 3)
     }).pipe(Effect.scoped))
 })
+
+describe("pinned-thread core: neighbours", () => {
+  it.live("time namespaces made while 32 callers run on other sets cost those callers nothing", () =>
+    Effect.gen(function*() {
+      const sets = [yield* NamespaceSet.current(["net", "uts"]), ...(yield* Effect.forEach([1, 2, 3], () => NamespaceSet.unshareCurrent(["net", "uts"])))]
+      const failures: Array<string> = []
+      let made = 0
+      let stop = false
+      const load = (i: number) =>
+        Effect.whileLoop({
+          while: () => !stop,
+          body: () => Effect.exit(NamespaceSet.run(sets[i % 4]!, Task.identify)),
+          step: (exit) => {
+            if (Exit.isFailure(exit)) failures.push(String(exit))
+          }
+        })
+      const maker = Effect.gen(function*() {
+        for (let i = 0; i < 10; i++) {
+          yield* Effect.scoped(NamespaceSet.unshareCurrent(["time"]))
+          made++
+          yield* Effect.sleep("20 millis")
+        }
+        stop = true
+      })
+      yield* Effect.all([maker, ...Array.from({ length: 32 }, (_, i) => load(i))], { concurrency: "unbounded" })
+      assert.strictEqual(made, 10)
+      assert.deepStrictEqual(failures.slice(0, 3), [])
+    }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer({ min: 1, max: 4 }))))
+})

@@ -228,6 +228,8 @@ export interface Response {
    * on leaving, or because the request asked for a drop).
    */
   readonly unclean?: string | undefined
+  /** The request was not served: the thread was no longer reusable when its turn came. */
+  readonly unserved?: true | undefined
 }
 
 /** The first message of a pinned thread: who it is and where it started. */

@@ -297,7 +297,10 @@ export const runSpec = <A, E>(
   // A user namespace can be joined only by a single-threaded process: of the tasks, only those
   // that start a process can offer one (they start their command through nsenter).
   const anyUser = task.op === "spawn"
-  if (restore && !exclusiveOperations.has(task.op)) {
+  // A thread that makes a time namespace cannot go back to its own: it is dropped after, and
+  // so is given the request alone rather than sharing a round trip with others.
+  const dropsItsThread = task.op === "unshare" && task.args.kinds.includes("time")
+  if (restore && !exclusiveOperations.has(task.op) && !dropsItsThread) {
     return Effect.flatMap(threadPool, (pool) => runShared<A, E>(pool, operation, set, task, anyUser))
   }
   return withMembers(set, operation, (members) =>

@@ -248,7 +248,11 @@ export class PinnedThread {
       this.inFlight.shift()
       this.pool.inFlight--
       const responses = channel.read(oldest.slot) as ReadonlyArray<Response>
-      oldest.batch.forEach((pending, i) => pending.settle(responses[i]!))
+      oldest.batch.forEach((pending, i) => {
+        const response = responses[i]!
+        if (response.unserved === true && pending.leased !== true) this.pool.reroute(pending)
+        else pending.settle(response)
+      })
     }
   }
 
@@ -362,7 +366,14 @@ export class PinnedThread {
     // resume, nobody may block the others' turn.
     this.settling = batch.length > 1
     try {
-      for (let i = 0; i < batch.length; i++) batch[i]!.settle(responses[i]!)
+      for (let i = 0; i < batch.length; i++) {
+        const pending = batch[i]!
+        const response = responses[i]!
+        // Not served because the thread stopped being reusable before its turn (another caller's
+        // request made it so): it goes to another thread, unless it belongs to a lease here.
+        if (response.unserved === true && pending.leased !== true) this.pool.reroute(pending)
+        else pending.settle(response)
+      }
     } finally {
       this.settling = false
     }

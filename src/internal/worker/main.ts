@@ -48,7 +48,14 @@ const failure = (operation: string, error: unknown): Outcome => {
   }
 }
 
-const unusable = (reason: string): Outcome => ({ ok: false, error: { _tag: "ThreadFailure", reason, tid: state.tid } })
+/** Outcomes of requests the thread did not serve because it is not reusable: the main side sends them elsewhere. */
+const unserved = new WeakSet<Outcome>()
+
+const unusable = (reason: string): Outcome => {
+  const outcome: Outcome = { ok: false, error: { _tag: "ThreadFailure", reason, tid: state.tid } }
+  unserved.add(outcome)
+  return outcome
+}
 
 /** Puts the thread inside the request's set, then starts its task. */
 const start = (request: Request): Outcome | Promise<Outcome> => {
@@ -90,7 +97,8 @@ const finish = (request: Request, outcome: Outcome): Response => {
   }
   if (request.drop === true) state.markUnclean("restore: false")
   const unclean = state.uncleanReason()
-  return unclean === undefined ? { outcome } : { outcome, unclean }
+  const response: Response = unclean === undefined ? { outcome } : { outcome, unclean }
+  return unserved.has(outcome) ? { ...response, unserved: true } : response
 }
 
 /**

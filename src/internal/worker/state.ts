@@ -19,16 +19,34 @@
  *
  * @internal
  */
-import * as fs from "node:fs"
 import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
 import * as libc from "../libc.ts"
 import { syscallError } from "../failure.ts"
 import type { Identity, Member, Ready, SetRef, WireError } from "../protocol.ts"
 
+/**
+ * The fds the thread opens at birth and holds for its life. They belong to the process, not the
+ * thread: should the birth fail halfway (EMFILE under a low fd limit, say), those already open are
+ * closed here, since the thread never reports them for the main side to close.
+ */
+const held: Array<number> = []
+const hold = (fd: number): number => {
+  held.push(fd)
+  return fd
+}
+const birth = <A>(f: () => A): A => {
+  try {
+    return f()
+  } catch (error) {
+    for (const fd of held) libc.close(fd)
+    throw error
+  }
+}
+
 libc.unshare(libc.CLONE_FS)
-const cwdFd = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+const cwdFd = birth(() => hold(libc.open(".", libc.O_PATH | libc.O_DIRECTORY)))
 /** This process's /proc, as the thread saw it at birth. */
-const procFd = libc.open("/proc", libc.O_PATH | libc.O_DIRECTORY)
+const procFd = birth(() => hold(libc.open("/proc", libc.O_PATH | libc.O_DIRECTORY)))
 
 /** A path under this process's /proc (not the one a set's mount namespace may show), opened. */
 export const openProc = (path: string, extra = 0): number => libc.openAt(procFd, path, extra)
@@ -41,8 +59,8 @@ export const nsPath = (kind: NamespaceKind) => `thread-self/ns/${childrenFile[ki
  * namespaces, working directory and root through them: one `fstatat` relative to an open directory
  * is the cheapest way to ask the kernel.
  */
-const taskDirFd = openProc("thread-self", libc.O_PATH | libc.O_DIRECTORY)
-const nsDirFd = libc.openAt(taskDirFd, "ns", libc.O_PATH | libc.O_DIRECTORY)
+const taskDirFd = birth(() => hold(openProc("thread-self", libc.O_PATH | libc.O_DIRECTORY)))
+const nsDirFd = birth(() => hold(libc.openAt(taskDirFd, "ns", libc.O_PATH | libc.O_DIRECTORY)))
 
 /** The file of `kind` in the thread's ns directory (for pid and time: the children's). */
 const nsFile = (kind: NamespaceKind) => childrenFile[kind]
@@ -51,22 +69,21 @@ export const openOwn = (kind: NamespaceKind): number => libc.openAt(nsDirFd, nsF
 /** The kernel's name of the thread's namespace of `kind` (`"net:[4026531840]"`). */
 export const ownId = (kind: NamespaceKind): string => libc.readlinkAt(nsDirFd, nsFile(kind))
 
-const identityOf = (stats: fs.Stats): Identity => ({ dev: stats.dev, ino: stats.ino })
 export const currentIdentity = (kind: NamespaceKind): Identity => libc.identityAt(nsDirFd, nsFile(kind))
 const sameIdentity = (a: Identity, b: Identity) => a.dev === b.dev && a.ino === b.ino
 
 const baselineFd = {} as Record<NamespaceKind, number>
 const baseline = {} as Record<NamespaceKind, Identity>
 for (const kind of all) {
-  baselineFd[kind] = openOwn(kind)
-  baseline[kind] = identityOf(fs.fstatSync(baselineFd[kind]))
+  baselineFd[kind] = birth(() => hold(openOwn(kind)))
+  baseline[kind] = birth(() => libc.identityOfFd(baselineFd[kind]))
 }
-const baselineCwd = libc.readlinkAt(taskDirFd, "cwd")
-const baselineRoot = libc.readlinkAt(taskDirFd, "root")
+const baselineCwd = birth(() => libc.readlinkAt(taskDirFd, "cwd"))
+const baselineRoot = birth(() => libc.readlinkAt(taskDirFd, "root"))
 
 export const tid = libc.gettid()
 
-export const ready: Ready = { tid, baseline, fds: [cwdFd, procFd, taskDirFd, nsDirFd, ...Object.values(baselineFd)] }
+export const ready: Ready = { tid, baseline, fds: held }
 
 /** The key of the set the thread is inside; 0 is the baseline. */
 export const BASELINE = 0
