@@ -232,16 +232,20 @@ const defects = {
 const errorSamples = new Map<string, Set<string>>()
 /** Errors a fault is expected to cause, counted as success of the operation. */
 const expectedErrors = new Map<string, number>()
-const violations: Array<string> = []
+let violationCount = 0
 const violationKinds = new Map<string, number>()
 let checks = { identity: 0, threadScans: 0, kernelViews: 0 }
 let totalOps = 0
 
 const bump = <K>(map: Map<K, number>, key: K, by = 1) => map.set(key, (map.get(key) ?? 0) + by)
 const fault = (kind: string) => bump(faults, kind)
+const violationExamples = new Map<string, Array<string>>()
 const violation = (kind: string, detail: string) => {
   bump(violationKinds, kind)
-  if (violations.length < 50) violations.push(`${kind}: ${detail}`)
+  const examples = violationExamples.get(kind) ?? []
+  violationExamples.set(kind, examples)
+  if (examples.length < 3) examples.push(detail)
+  violationCount++
 }
 
 // Threads that were compromised (their task unshared, exited, hung, or asked not to restore),
@@ -975,7 +979,6 @@ const main = async () => {
     heldNet: heldNetNamespaces(),
     slabNet: slabNetNamespaces()
   }
-  const violationsBefore = violations.length
 
   const started = Date.now()
   const deadline = started + SECONDS * 1_000
@@ -1013,7 +1016,7 @@ const main = async () => {
   const progress = setInterval(() => {
     const elapsed = (Date.now() - started) / 1_000
     const rss = memory.at(-1)?.rss ?? 0
-    console.error(`soak: ${elapsed.toFixed(0)} s, ${totalOps} ops, ${defects.length} defects, ${violations.length} violations, rss ${mib(rss)}`)
+    console.error(`soak: ${elapsed.toFixed(0)} s, ${totalOps} ops, ${defects.length} defects, ${violationCount} violations, rss ${mib(rss)}`)
   }, 10_000)
   await Effect.runPromise(program)
   const ran = (Date.now() - started) / 1_000
@@ -1047,7 +1050,7 @@ const main = async () => {
   leak("threads", tids().length - baseline.threads, tids().map((tid) => comm(tid)).join(","))
   const children = ownChildren()
   leak("child processes", children.filter((c) => c.state !== "Z").length, children.map((c) => `${c.pid} ${c.name} ${c.state}`).join(", "))
-  leak("zombies", children.filter((c) => c.state === "Z").length, "")
+  leak("zombies", children.filter((c) => c.state === "Z").length, children.filter((c) => c.state === "Z").map((c) => `${c.pid} ${c.name}`).join(", "))
   leak("/run/netns names", diff(netnsNames(), baseline.netns).length, diff(netnsNames(), baseline.netns).join(", "))
   const mountsNow = mountLines()
   const newMounts = diff(mountsNow, baseline.mounts)
@@ -1109,13 +1112,16 @@ const main = async () => {
   out(`  (kernel net_namespace objects: ${baseline.slabNet ?? "?"} before, ${slabNow ?? "?"} after; machine-wide, for information)`)
   out()
   const failures: Array<string> = []
-  if (violations.length > violationsBefore || violationKinds.size > 0) failures.push(`${[...violationKinds.values()].reduce((a, b) => a + b, 0)} broken invariants`)
+  if (violationCount > 0) failures.push(`${violationCount} broken invariants`)
   if (defects.length > 0) failures.push(`${defects.length} defects`)
   const leaked = leaks.filter((l) => l.count > 0)
   if (leaked.length > 0) failures.push(`leaks: ${leaked.map((l) => `${l.what} ${l.count}`).join(", ")}`)
   if (slopeFails) failures.push(`RSS grows ${perOp.toFixed(0)} B/op`)
   if (missing.length > 0 && SECONDS >= 10) failures.push(`never succeeded: ${missing.join(", ")}`)
-  for (const line of violations) out(`VIOLATION ${line}`)
+  for (const [kind, count] of violationKinds) {
+    out(`VIOLATION ${kind} (x${count})`)
+    for (const example of violationExamples.get(kind) ?? []) out(`    e.g. ${example}`)
+  }
   for (const [key, { count, example }] of defectGroups) out(`DEFECT ${key} (x${count})${example === "" ? "" : `\n    ${example.split("\n").slice(0, 8).join("\n    ")}`}`)
   out(failures.length === 0 ? "soak: PASS" : `soak: FAIL (${failures.join("; ")})`)
   console.log(lines.join("\n"))
