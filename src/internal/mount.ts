@@ -50,8 +50,7 @@ const inMountNamespace = <A>(
       try {
         return here()
       } catch (error) {
-        if (error instanceof libc.SyscallFailure) throw fromSyscall(error, operation)
-        throw Predicate.hasProperty(error, "_tag") && !(error instanceof Error) ? fromWire(error as WireError) : error
+        throw typed(operation, error)
       }
     })
     : runSpec<A, MountError>(operation, options.mountNamespace, task, true)
@@ -111,6 +110,12 @@ const unmountPaths = (
 export const dirTargets = (set: NamespaceSet, dir: string) =>
   set.kinds.map((kind) => [kind, `${dir.replace(/\/+$/, "")}/${kind}`] as const)
 
+/** What persistence code on the main thread threw, as the typed error it stands for. */
+const typed = (operation: string, error: unknown): unknown => {
+  if (error instanceof libc.SyscallFailure) return fromSyscall(error, operation)
+  return Predicate.hasProperty(error, "_tag") && !(error instanceof Error) ? fromWire(error as WireError) : error
+}
+
 export const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
   validate.cStrings(operation, [["name", name]]) ??
     (name === "" || name === "." || name === ".." || name.includes("/")
@@ -168,7 +173,7 @@ export const persistNetns = (
         try {
           persist.prepareNetnsDir(operation)
         } catch (error) {
-          throw fromWire(error as WireError)
+          throw typed(operation, error)
         }
       }),
       mountTargets(operation, set, [["net", target]], undefined, true)
