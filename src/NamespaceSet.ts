@@ -40,6 +40,7 @@ import type { Member, TaskSpec, WireError } from "./internal/protocol.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
 import * as persist from "./internal/persist.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
+import { annotateTid, setAttributes, traced } from "./internal/observe.ts"
 import {
   adopt,
   attempt,
@@ -135,7 +136,7 @@ const open = (
   paths: ReadonlyArray<readonly [NamespaceKind, string]>,
   pid?: number
 ): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
-  adopt(attempt<Parts, OpenError>(() => {
+  traced(operation, () => ({ "gonso.kinds": paths.map(([kind]) => kind), ...(pid === undefined ? {} : { "gonso.pid": pid }) }), adopt(attempt<Parts, OpenError>(() => {
     const members: Array<Member> = []
     try {
       for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
@@ -144,7 +145,7 @@ const open = (
       for (const member of members) libc.close(member.fd)
       throw error
     }
-  }))
+  })))
 
 /**
  * A pidfd for `pid`, so that a thread can join all of the process's kinds with one `setns`
@@ -495,7 +496,7 @@ export const enter = (
   set: NamespaceSet,
   options?: RunOptions
 ): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
-  Effect.gen(function*() {
+  traced("NamespaceSet.enter", () => ({ ...setAttributes("NamespaceSet.enter", set, () => impl(set).members.values()), "gonso.restore": options?.restore ?? true }), Effect.gen(function*() {
     const operation = "NamespaceSet.enter"
     const restore = options?.restore ?? true
     const self = impl(set)
@@ -506,6 +507,7 @@ export const enter = (
     yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
     const pool = yield* threadPool
     const thread = yield* pool.lease
+    yield* annotateTid(thread.tid)
     yield* Effect.flatMap(pool.call(thread, { operation, set: setRef(set, members), hold: true }), outcomeOf<void, EnterError>)
     let open = true
     // The restore step: leave the set and verify, or drop the thread. It runs before the lease
@@ -537,7 +539,7 @@ export const enter = (
             : runOnThread<A, E>(specOf(task)) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
         )
     }
-  })
+  }))
 
 // ---------------------------------------------------------------------------------------------
 // Persistence

@@ -14,6 +14,7 @@
 import { promises as fsp } from "node:fs"
 import { Context, Duration, Effect, Layer } from "effect"
 import type { ThreadFailure } from "./NamespaceError.ts"
+import * as observe from "./internal/observe.ts"
 import { pools, ThreadPool } from "./internal/thread.ts"
 
 /**
@@ -88,16 +89,23 @@ export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadF
     Effect.gen(function*() {
       yield* Effect.promise(() => fsp.access("/"))
       const min = Math.max(0, options.min ?? 1)
+      // The pool reports each thread's life with the services the layer is built with: the
+      // user's tracer, logger and metric registry.
+      const context = yield* Effect.context<never>()
       const pool = yield* Effect.acquireRelease(
         Effect.sync(() =>
           new ThreadPool({
             min,
             max: Math.max(options.max ?? 4, min, 1),
-            idleTimeToLiveMs: Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeToLive ?? Duration.seconds(30)))
+            idleTimeToLiveMs: Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeToLive ?? Duration.seconds(30))),
+            report: observe.reporter(context),
+            latency: observe.latency(context)
           })
         ),
         (pool) => Effect.promise(() => pool.close())
       )
+      const unregister = observe.registerGauges(context, pool)
+      yield* Effect.addFinalizer(() => Effect.sync(unregister))
       const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
       pools.set(service, pool)
       return service
@@ -110,3 +118,44 @@ export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadF
  * @since 0.1.0
  */
 export const stats: Effect.Effect<Stats, never, PinnedThreads> = PinnedThreads.use((service) => service.stats)
+
+/**
+ * gonso's metrics, as Effect `Metric`s: read them with `Metric.snapshot`, or export them with your
+ * metrics exporter (see docs/observability.md). The gauges are read when metrics are snapshotted,
+ * from the registry the layer was built with; the counters carry a `reason` attribute, the
+ * histogram an `operation` attribute.
+ *
+ * | Metric | Kind | Attributes |
+ * | --- | --- | --- |
+ * | `gonso_pinned_threads_idle`, `_busy`, `_pending` | gauge | |
+ * | `gonso_pinned_threads_spawned_total` | counter | `reason`: min, demand, replacement |
+ * | `gonso_pinned_threads_dropped_total` | counter | `reason`: no-restore, restore-failed, tainted, interrupted, died, exited, failed-to-start, other |
+ * | `gonso_pinned_threads_retired_total` | counter | `reason`: idle, shutdown |
+ * | `gonso_run_duration_microseconds` | histogram | `operation` |
+ * | `gonso_namespace_sets_open` | gauge | |
+ * | `gonso_pid_inits_alive` | gauge | |
+ *
+ * @since 0.1.0
+ * @category metrics
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { PinnedThreads } from "gonso"
+ *
+ * const dropped = Metric.value(PinnedThreads.metrics.threadsDropped)
+ * const all = Metric.snapshot.pipe(
+ *   Effect.map((snapshots) => snapshots.filter((snapshot) => snapshot.id.startsWith("gonso_")))
+ * )
+ * ```
+ */
+export const metrics = {
+  threadsIdle: observe.threadsIdle,
+  threadsBusy: observe.threadsBusy,
+  threadsPending: observe.threadsPending,
+  threadsSpawned: observe.threadsSpawned,
+  threadsDropped: observe.threadsDropped,
+  threadsRetired: observe.threadsRetired,
+  runDuration: observe.runDuration,
+  setsOpen: observe.setsOpen,
+  initsAlive: observe.initsAlive
+} as const
