@@ -32,6 +32,7 @@ const syscallFields = {
  * root or `CAP_SYS_ADMIN`. This is usually the first error a user meets, so it has its own tag.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", syscallFields) {
   override get message(): string {
@@ -43,6 +44,7 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
  * Any other failed system call.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SystemError extends Schema.TaggedError<SystemError>()("SystemError", syscallFields) {
   override get message(): string {
@@ -54,6 +56,7 @@ export class SystemError extends Schema.TaggedError<SystemError>()("SystemError"
  * A string that is not one of the eight namespace kinds.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidKind extends Schema.TaggedError<InvalidKind>()("InvalidKind", {
   operation: Schema.String,
@@ -68,6 +71,7 @@ export class InvalidKind extends Schema.TaggedError<InvalidKind>()("InvalidKind"
  * A path that exists but is not a namespace file.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NotANamespace extends Schema.TaggedError<NotANamespace>()("NotANamespace", {
   path: Schema.String,
@@ -82,6 +86,7 @@ export class NotANamespace extends Schema.TaggedError<NotANamespace>()("NotAName
  * A namespace file of another kind than the one asked for.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismatch", {
   path: Schema.String,
@@ -97,6 +102,7 @@ export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismat
  * A namespace file that does not exist.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NamespaceNotFound extends Schema.TaggedError<NamespaceNotFound>()("NamespaceNotFound", {
   path: Schema.String,
@@ -111,6 +117,7 @@ export class NamespaceNotFound extends Schema.TaggedError<NamespaceNotFound>()("
  * A pid with no living process behind it.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ProcessNotFound extends Schema.TaggedError<ProcessNotFound>()("ProcessNotFound", {
   operation: Schema.String,
@@ -126,6 +133,7 @@ export class ProcessNotFound extends Schema.TaggedError<ProcessNotFound>()("Proc
  * closed set reach a system call, where its fd numbers may already name someone else's files.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SetClosed extends Schema.TaggedError<SetClosed>()("SetClosed", {
   operation: Schema.String
@@ -139,6 +147,7 @@ export class SetClosed extends Schema.TaggedError<SetClosed>()("SetClosed", {
  * A kind asked of a set that does not hold it.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class KindNotInSet extends Schema.TaggedError<KindNotInSet>()("KindNotInSet", {
   operation: Schema.String,
@@ -154,6 +163,7 @@ export class KindNotInSet extends Schema.TaggedError<KindNotInSet>()("KindNotInS
  * a user namespace from a multithreaded process, and every Node process is multithreaded.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class UserNamespaceNotEnterable extends Schema.TaggedError<UserNamespaceNotEnterable>()(
   "UserNamespaceNotEnterable",
@@ -168,6 +178,7 @@ export class UserNamespaceNotEnterable extends Schema.TaggedError<UserNamespaceN
  * An operation this version cannot do for a kind, with the reason.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("UnsupportedKind", {
   operation: Schema.String,
@@ -183,6 +194,7 @@ export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("Unsu
  * Options that do not fit the operation (id maps without a new user namespace, an empty map, ...).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
   operation: Schema.String,
@@ -207,6 +219,7 @@ const describeEndpoint = (self: { host?: string | undefined; port?: number | und
  * A socket address (inside the set's network namespace) that another socket already holds.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class AddressInUse extends Schema.TaggedError<AddressInUse>()("AddressInUse", endpoint) {
   override get message(): string {
@@ -218,6 +231,7 @@ export class AddressInUse extends Schema.TaggedError<AddressInUse>()("AddressInU
  * Nothing listens at the address (`ECONNREFUSED`), as seen from inside the set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("ConnectionRefused", endpoint) {
   override get message(): string {
@@ -229,6 +243,7 @@ export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("
  * No route to the address from inside the set (`ENETUNREACH`, `EHOSTUNREACH`, `ETIMEDOUT`).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class Unreachable extends Schema.TaggedError<Unreachable>()("Unreachable", { ...endpoint, errno: Schema.String }) {
   override get message(): string {
@@ -240,6 +255,7 @@ export class Unreachable extends Schema.TaggedError<Unreachable>()("Unreachable"
  * A function run by `Task.module` threw (or rejected).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ModuleTaskError extends Schema.TaggedError<ModuleTaskError>()("ModuleTaskError", {
   url: Schema.String,
@@ -260,6 +276,7 @@ export class ModuleTaskError extends Schema.TaggedError<ModuleTaskError>()("Modu
  * `Task.exec` of a command that is not there (or not executable).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("CommandNotFound", {
   command: Schema.String,
@@ -274,6 +291,7 @@ export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("Comm
  * A pinned thread could not be started, or died under a task.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ThreadFailure extends Schema.TaggedError<ThreadFailure>()("ThreadFailure", {
   reason: Schema.String,
@@ -288,6 +306,7 @@ export class ThreadFailure extends Schema.TaggedError<ThreadFailure>()("ThreadFa
  * A task's input or output is larger than the channel to a pinned thread can carry.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   bytes: Schema.Number,
@@ -320,6 +339,7 @@ const describeNetlink = (self: { link?: string | undefined; netns?: string | und
  * A link of that name already exists in the network namespace (`EEXIST` creating a link).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class LinkExists extends Schema.TaggedError<LinkExists>()("LinkExists", netlinkFields) {
   override get message(): string {
@@ -331,6 +351,7 @@ export class LinkExists extends Schema.TaggedError<LinkExists>()("LinkExists", n
  * No link of that name (or index) in the network namespace (`ENODEV`).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class LinkNotFound extends Schema.TaggedError<LinkNotFound>()("LinkNotFound", netlinkFields) {
   override get message(): string {
@@ -343,6 +364,7 @@ export class LinkNotFound extends Schema.TaggedError<LinkNotFound>()("LinkNotFou
  * addresses and routes needs `CAP_NET_ADMIN` over the namespace.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NetworkPermissionDenied extends Schema.TaggedError<NetworkPermissionDenied>()("NetworkPermissionDenied", netlinkFields) {
   override get message(): string {
@@ -356,6 +378,7 @@ export class NetworkPermissionDenied extends Schema.TaggedError<NetworkPermissio
  * link (`ENETUNREACH`), a link that must be down first (`EBUSY`), ...
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NetlinkError extends Schema.TaggedError<NetlinkError>()("NetlinkError", netlinkFields) {
   override get message(): string {
@@ -368,6 +391,7 @@ export class NetlinkError extends Schema.TaggedError<NetlinkError>()("NetlinkErr
  * found before anything is sent to the kernel.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("InvalidAddress", {
   operation: Schema.String,
@@ -384,6 +408,7 @@ export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("Invali
  * The errors of `Network`'s operations beyond joining the set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type NetworkError = LinkExists | LinkNotFound | NetworkPermissionDenied | NetlinkError | InvalidAddress
 
@@ -391,6 +416,7 @@ export type NetworkError = LinkExists | LinkNotFound | NetworkPermissionDenied |
  * The errors of joining a set on a pinned thread.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type EnterError =
   | SetClosed
@@ -405,6 +431,7 @@ export type EnterError =
  * Any error gonso fails with.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type NamespaceError =
   | PermissionDenied

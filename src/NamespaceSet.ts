@@ -8,7 +8,22 @@
  * every operation on a closed set fails with `SetClosed` instead of reaching the kernel with fd
  * numbers that may by then belong to someone else.
  *
+ * Every function that takes a set first also has a data-last form, for `pipe`:
+ * `set.pipe(NamespaceSet.run(Task.tid))`, `set.pipe(NamespaceSet.id("net"))`,
+ * `set.pipe(NamespaceSet.mountScoped("/run/my-sets/a"))`.
+ *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const isolated = yield* NamespaceSet.current(["net", "uts"]).pipe(Effect.flatMap(NamespaceSet.unshare(["net", "uts"])))
+ *   yield* isolated.pipe(NamespaceSet.run(Task.setHostname("box")))
+ *   return yield* isolated.pipe(NamespaceSet.id("net"))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -68,6 +83,7 @@ import { execWith, type SpawnError } from "./NamespacedProcess.ts"
  * (see `NamespacedProcess`).
  *
  * @since 0.1.0
+ * @category running
  */
 export { spawn } from "./NamespacedProcess.ts"
 
@@ -75,8 +91,12 @@ export { spawn } from "./NamespacedProcess.ts"
  * A scoped set of namespaces, at most one of each kind; `isNamespaceSet` tells one apart.
  *
  * @since 0.1.0
+ * @category models
  */
 export { isNamespaceSet, type NamespaceSet }
+
+/** Whether a dual function was called data-first (its first argument is a set), for `dual`. */
+const setFirst = (args: IArguments): boolean => isNamespaceSet(args[0])
 
 // ---------------------------------------------------------------------------------------------
 // Opening
@@ -182,8 +202,12 @@ const selectKinds = (
  * from the main thread, these are the process's own namespaces.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const host = yield* NamespaceSet.current(["net", "uts"])
  *   return yield* NamespaceSet.id(host, "net") // "net:[4026531840]"
@@ -201,6 +225,7 @@ export const current = (
  * fails with `ProcessNotFound`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromPid = (
   pid: number,
@@ -217,6 +242,7 @@ export const fromPid = (
  * `/proc/PID/ns` or a persisted set was bind-mounted to.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromPath = (
   dir: string,
@@ -230,6 +256,7 @@ export const fromPath = (
  * kind: another file fails with `NotANamespace`, a namespace of another kind with `KindMismatch`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromFiles = (
   files: Partial<Record<NamespaceKind, string>>
@@ -256,6 +283,7 @@ const withValidKinds = <A, E, R>(
  * thread can enter from one that holds a user namespace.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const dup: {
   (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<NamespaceSet, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
@@ -275,11 +303,12 @@ export const dup: {
  * current Scope closes.
  *
  * @since 0.1.0
+ * @category getters
  */
-export const fds = (
-  set: NamespaceSet,
-  kinds?: ReadonlyArray<NamespaceKind>
-): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
+export const fds: {
+  (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+  (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
   withMembers(set, "NamespaceSet.fds", (members) =>
     Effect.acquireRelease(
       attempt<Array<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
@@ -287,7 +316,7 @@ export const fds = (
       ),
       (copies) => Effect.sync(() => copies.forEach((copy) => libc.close(copy.fd)))
     ).pipe(Effect.map((copies) => Object.fromEntries(copies.map((copy) => [copy.kind, copy.fd]))))
-  )
+  ))
 
 /**
  * The namespace of `kind` in the set, as the kernel names it (`"net:[4026531840]"`) and by its
@@ -295,33 +324,42 @@ export const fds = (
  * an fd keeps them alive: the kernel reuses the inode numbers of destroyed namespaces.
  *
  * @since 0.1.0
+ * @category getters
  */
-export const identity = (
-  set: NamespaceSet,
-  kind: NamespaceKind
-): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind> =>
+export const identity: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind> =>
   withMembers(set, "NamespaceSet.identity", (members) =>
     attempt(() => {
       const [valid] = selectKinds("NamespaceSet.identity", set, [kind])
       const member = members.get(valid!)!
       return { kind: member.kind, id: idString(member), dev: member.dev, ino: member.ino }
-    }))
+    })))
 
 /**
  * The kernel's name of the set's namespace of `kind`, as `readlink /proc/PID/ns/KIND` prints it
  * (gonso's `ID`).
  *
  * @since 0.1.0
+ * @category getters
  */
-export const id = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind> =>
-  Effect.map(identity(set, kind), (identity) => identity.id)
+export const id: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind> =>
+  Effect.map(identity(set, kind), (identity) => identity.id))
 
 /**
  * Whether two sets hold the same kinds and, for each, the same namespace (by dev+inode).
  *
  * @since 0.1.0
+ * @category getters
  */
-export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed> =>
+export const equals: {
+  (that: NamespaceSet): (self: NamespaceSet) => Effect.Effect<boolean, SetClosed>
+  (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed>
+} = dual(2, (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed> =>
   withMembers(self, "NamespaceSet.equals", (a) =>
     withMembers(that, "NamespaceSet.equals", (b) =>
       Effect.sync(() =>
@@ -330,12 +368,13 @@ export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<bo
           const other = b.get(member.kind)
           return other !== undefined && other.dev === member.dev && other.ino === member.ino
         })
-      )))
+      ))))
 
 /**
  * The kinds a set holds, in the order a thread enters them.
  *
  * @since 0.1.0
+ * @category getters
  */
 export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.kinds
 
@@ -377,9 +416,13 @@ const relative = (
  * caller's user namespace.
  *
  * @since 0.1.0
+ * @category introspection
  */
-export const owner = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user")
+export const owner: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user"))
 
 /**
  * The parent of the set's pid or user namespace (`NS_GET_PARENT`), as a one-kind set owned by the
@@ -387,15 +430,20 @@ export const owner = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<Nam
  * top of what the caller can see fails with `PermissionDenied`.
  *
  * @since 0.1.0
+ * @category introspection
  */
-export const parent = (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind)
+export const parent: {
+  (kind: "pid" | "user"): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+  (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+} = dual(2, (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind))
 
 /**
  * The uid that created the set's user namespace (`NS_GET_OWNER_UID`), as seen from this process's
  * user namespace.
  *
  * @since 0.1.0
+ * @category introspection
  */
 export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | KindNotInSet | InvalidKind | PermissionDenied | SystemError> =>
   withMembers(set, "NamespaceSet.ownerUid", (members) =>
@@ -416,6 +464,7 @@ export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | K
  * Options of {@link run} and {@link enter}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunOptions {
   /**
@@ -440,8 +489,11 @@ export interface RunOptions {
  * (`UserNamespaceNotEnterable`): `dup` it without `"user"`.
  *
  * @since 0.1.0
+ * @category running
  * @example
  * ```ts
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * const links = NamespaceSet.run(isolated, Task.exec("ip", ["-o", "link"]))
  * ```
  */
@@ -469,6 +521,7 @@ const specOf = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args:
  * and in the same namespaces.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface EnteredThread {
   /** The pinned thread's tid. */
@@ -483,8 +536,12 @@ export interface EnteredThread {
  * {@link run}, or is dropped under the same rules.
  *
  * @since 0.1.0
+ * @category running
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const inside = yield* NamespaceSet.enter(set)
  *   yield* inside.run(Task.setHostname("box"))
@@ -492,10 +549,10 @@ export interface EnteredThread {
  * }))
  * ```
  */
-export const enter = (
-  set: NamespaceSet,
-  options?: RunOptions
-): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
+export const enter: {
+  (options?: RunOptions): (set: NamespaceSet) => Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
   traced("NamespaceSet.enter", () => ({ ...setAttributes("NamespaceSet.enter", set, () => impl(set).members.values()), "gonso.restore": options?.restore ?? true }), Effect.gen(function*() {
     const operation = "NamespaceSet.enter"
     const restore = options?.restore ?? true
@@ -539,7 +596,7 @@ export const enter = (
             : runOnThread<A, E>(specOf(task)) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
         )
     }
-  }))
+  })))
 
 // ---------------------------------------------------------------------------------------------
 // Persistence
@@ -549,6 +606,7 @@ export const enter = (
  * Options of {@link mount} and the functions like it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface MountOptions {
   /**
@@ -605,28 +663,32 @@ const dirTargets = (set: NamespaceSet, dir: string) =>
  * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options))
+export const mount: {
+  (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
+  (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads>
+} = dual(setFirst, (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  Effect.uninterruptible(mountTargets("NamespaceSet.mount", set, dirTargets(set, dir), options)))
 
 /**
  * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
  * cannot be mounted inside itself (the kernel would make a loop): that fails with `InvalidOptions`.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountKind = (
-  set: NamespaceSet,
-  kind: NamespaceKind,
-  file: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads> =>
-  Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options))
+export const mountKind: {
+  (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
+  (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads>
+} = dual(setFirst, (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  Effect.uninterruptible(mountTargets("NamespaceSet.mountKind", set, [[kind, file]], options)))
 
 /**
  * Detaches the mounts at `paths` and removes the files.
  *
  * @since 0.1.0
+ * @category persistence
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
   Effect.uninterruptible(
@@ -637,34 +699,33 @@ export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): E
  * {@link mount}, undone when the current Scope closes.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountScoped = (
-  set: NamespaceSet,
-  dir: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> => {
+export const mountScoped: {
+  (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> => {
   const targets = dirTargets(set, dir)
   return Effect.acquireRelease(
     mountTargets("NamespaceSet.mountScoped", set, targets, options),
     () => Effect.ignore(unmount(targets.map(([, target]) => target), options))
   )
-}
+})
 
 /**
  * {@link mountKind}, undone when the current Scope closes.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountKindScoped = (
-  set: NamespaceSet,
-  kind: NamespaceKind,
-  file: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
+export const mountKindScoped: {
+  (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
   Effect.acquireRelease(
     mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
     () => Effect.ignore(unmount([file], options))
-  )
+  ))
 
 const validNetnsName = (operation: string, name: string): InvalidOptions | undefined =>
   name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
@@ -678,11 +739,12 @@ const validNetnsName = (operation: string, name: string): InvalidOptions | undef
  * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`).
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const persistNetns = (
-  set: NamespaceSet,
-  name: string
-): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> => {
+export const persistNetns: {
+  (name: string): (set: NamespaceSet) => Effect.Effect<string, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, name: string): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope>
+} = dual(2, (set: NamespaceSet, name: string): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> => {
   const operation = "NamespaceSet.persistNetns"
   const invalid = validNetnsName(operation, name)
   if (invalid !== undefined) return Effect.fail(invalid)
@@ -700,12 +762,13 @@ export const persistNetns = (
     ).pipe(Effect.as(target)),
     () => Effect.ignore(unmount([target]))
   )
-}
+})
 
 /**
  * The network namespace named `name` by `ip netns add` (or {@link persistNetns}): `/run/netns/NAME`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions, Scope.Scope> => {
   const invalid = validNetnsName("NamespaceSet.fromNetnsName", name)
@@ -721,6 +784,7 @@ export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenErr
  * the new user namespace are ids `hostId ..` in its parent.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface IdMapping {
   readonly containerId: number
@@ -732,6 +796,7 @@ export interface IdMapping {
  * Options of {@link unshare}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface UnshareOptions {
   /**
@@ -824,8 +889,11 @@ const planUnshare = (
  *   killed when the last closes; otherwise it is killed at once.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import { NamespaceSet } from "gonso"
+ *
  * const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
  * const rootless = yield* NamespaceSet.unshare(current, ["user", "net"], {
  *   uidMap: [{ containerId: 0, hostId: 1000, size: 1 }],
@@ -970,6 +1038,7 @@ const timeNamespaceWithOffsets = (
  * `unshare(current(kinds), kinds)`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const unshareCurrent = (
   kinds: ReadonlyArray<NamespaceKind>,

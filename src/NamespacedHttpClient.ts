@@ -22,8 +22,12 @@ import type { PinnedThreads } from "./PinnedThreads.ts"
  * when the current Scope closes.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import * as http from "node:http"
+ * import { NamespacedHttpClient } from "gonso"
+ *
  * const agent = yield* NamespacedHttpClient.agent(set)
  * http.get({ host: "169.254.1.1", port: 8080, path: "/", agent }, (response) => ...)
  * ```
@@ -63,8 +67,13 @@ export const agent = (
  * network namespace through {@link agent}. `https` requests use Node's default agent, outside.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { HttpClient } from "effect/http"
+ * import { NamespacedHttpClient } from "gonso"
+ *
  * const body = yield* HttpClient.get("http://169.254.1.1:8080/").pipe(
  *   Effect.flatMap((response) => response.text),
  *   Effect.provide(NamespacedHttpClient.layer(set))

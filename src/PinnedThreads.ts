@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { promises as fsp } from "node:fs"
-import { Context, Duration, Effect, Layer } from "effect"
+import { Config, Context, Duration, Effect, Layer } from "effect"
 import type { ThreadFailure } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
 import { pools, ThreadPool } from "./internal/thread.ts"
@@ -21,6 +21,7 @@ import { pools, ThreadPool } from "./internal/thread.ts"
  * Options of {@link layer}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** Threads kept ready even when idle (default 1). */
@@ -35,6 +36,7 @@ export interface Options {
  * A point-in-time count of the service's threads.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Stats {
   /** Threads waiting for work. */
@@ -55,6 +57,7 @@ export interface Stats {
  * The service. Most code never calls it directly: `NamespaceSet.run`, `enter` and `unshare` do.
  *
  * @since 0.1.0
+ * @category services
  */
 export class PinnedThreads extends Context.Service<PinnedThreads, {
   /** Counts of idle, busy, spawned, dropped and retired threads. */
@@ -71,6 +74,7 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * kernel has released them.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -83,39 +87,68 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * )
  * ```
  */
-export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure> =>
-  Layer.effect(
-    PinnedThreads,
-    Effect.gen(function*() {
-      yield* Effect.promise(() => fsp.access("/"))
-      const min = Math.max(0, options.min ?? 1)
-      // The pool reports each thread's life with the services the layer is built with: the
-      // user's tracer, logger and metric registry.
-      const context = yield* Effect.context<never>()
-      const pool = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          new ThreadPool({
-            min,
-            max: Math.max(options.max ?? 4, min, 1),
-            idleTimeToLiveMs: Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeToLive ?? Duration.seconds(30))),
-            report: observe.reporter(context),
-            latency: observe.latency(context)
-          })
-        ),
-        (pool) => Effect.promise(() => pool.close())
-      )
-      const unregister = observe.registerGauges(context, pool)
-      yield* Effect.addFinalizer(() => Effect.sync(unregister))
-      const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
-      pools.set(service, pool)
-      return service
-    })
-  )
+export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure> => Layer.effect(PinnedThreads, make(options))
+
+/**
+ * {@link layer}, with its options read from Effect `Config` (environment variables by default, or
+ * any `ConfigProvider`), as `NodeHttpServer.layerConfig` does. Each option is a `Config` of its
+ * own; options left out take their defaults.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // GONSO_MAX_THREADS=8 GONSO_IDLE_TTL="10 seconds" node main.js
+ * const PinnedThreadsLive = PinnedThreads.layerConfig({
+ *   min: Config.Int("GONSO_MIN_THREADS").pipe(Config.withDefault(1)),
+ *   max: Config.Int("GONSO_MAX_THREADS").pipe(Config.withDefault(4)),
+ *   idleTimeToLive: Config.Duration("GONSO_IDLE_TTL").pipe(Config.withDefault("30 seconds"))
+ * })
+ *
+ * const program = NamespaceSet.current(["net"]).pipe(
+ *   Effect.flatMap(NamespaceSet.run(Task.tid)),
+ *   Effect.scoped,
+ *   Effect.provide(PinnedThreadsLive)
+ * )
+ * ```
+ */
+export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedThreads, ThreadFailure | Config.ConfigError> =>
+  Layer.effect(PinnedThreads, Effect.flatMap(Config.unwrap(options), make))
+
+const make = (options: Options) =>
+  Effect.gen(function*() {
+    yield* Effect.promise(() => fsp.access("/"))
+    const min = Math.max(0, options.min ?? 1)
+    // The pool reports each thread's life with the services the layer is built with: the
+    // user's tracer, logger and metric registry.
+    const context = yield* Effect.context<never>()
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new ThreadPool({
+          min,
+          max: Math.max(options.max ?? 4, min, 1),
+          idleTimeToLiveMs: Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeToLive ?? Duration.seconds(30))),
+          report: observe.reporter(context),
+          latency: observe.latency(context)
+        })
+      ),
+      (pool) => Effect.promise(() => pool.close())
+    )
+    const unregister = observe.registerGauges(context, pool)
+    yield* Effect.addFinalizer(() => Effect.sync(unregister))
+    const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
+    pools.set(service, pool)
+    return service
+  })
 
 /**
  * The current counts of the service's threads.
  *
  * @since 0.1.0
+ * @category getters
  */
 export const stats: Effect.Effect<Stats, never, PinnedThreads> = PinnedThreads.use((service) => service.stats)
 
