@@ -63,12 +63,15 @@ const strippedSources = (() => {
   }
 })()
 
-/** Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself does. */
+/**
+ * Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself
+ * does. `"strip"` (the worker's sources are erasable TypeScript): Node 26 has no other mode.
+ */
 const strip = (code: string): string => {
   const emitWarning = process.emitWarning
   process.emitWarning = () => {}
   try {
-    return stripTypeScriptTypes(code, { mode: "transform" })
+    return stripTypeScriptTypes(code, { mode: "strip" })
   } finally {
     process.emitWarning = emitWarning
   }
