@@ -55,6 +55,7 @@ const withDetail = (self: { detail?: string | undefined }) => self.detail === un
  * root or `CAP_SYS_ADMIN`. This is usually the first error a user meets, so it has its own tag.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", syscallFields) {
   override get message(): string {
@@ -69,6 +70,7 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
  * Any other failed system call.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SystemError extends Schema.TaggedError<SystemError>()("SystemError", syscallFields) {
   override get message(): string {
@@ -80,6 +82,7 @@ export class SystemError extends Schema.TaggedError<SystemError>()("SystemError"
  * A string that is not one of the eight namespace kinds.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidKind extends Schema.TaggedError<InvalidKind>()("InvalidKind", {
   operation: Schema.String,
@@ -94,6 +97,7 @@ export class InvalidKind extends Schema.TaggedError<InvalidKind>()("InvalidKind"
  * A path that exists but is not a namespace file.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NotANamespace extends Schema.TaggedError<NotANamespace>()("NotANamespace", {
   path: Schema.String,
@@ -108,6 +112,7 @@ export class NotANamespace extends Schema.TaggedError<NotANamespace>()("NotAName
  * A namespace file of another kind than the one asked for.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismatch", {
   path: Schema.String,
@@ -123,6 +128,7 @@ export class KindMismatch extends Schema.TaggedError<KindMismatch>()("KindMismat
  * A namespace file that does not exist.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NamespaceNotFound extends Schema.TaggedError<NamespaceNotFound>()("NamespaceNotFound", {
   path: Schema.String,
@@ -137,6 +143,7 @@ export class NamespaceNotFound extends Schema.TaggedError<NamespaceNotFound>()("
  * A pid with no living process behind it.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ProcessNotFound extends Schema.TaggedError<ProcessNotFound>()("ProcessNotFound", {
   operation: Schema.String,
@@ -152,6 +159,7 @@ export class ProcessNotFound extends Schema.TaggedError<ProcessNotFound>()("Proc
  * closed set reach a system call, where its fd numbers may already name someone else's files.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SetClosed extends Schema.TaggedError<SetClosed>()("SetClosed", {
   operation: Schema.String
@@ -165,6 +173,7 @@ export class SetClosed extends Schema.TaggedError<SetClosed>()("SetClosed", {
  * A kind asked of a set that does not hold it.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class KindNotInSet extends Schema.TaggedError<KindNotInSet>()("KindNotInSet", {
   operation: Schema.String,
@@ -180,6 +189,7 @@ export class KindNotInSet extends Schema.TaggedError<KindNotInSet>()("KindNotInS
  * a user namespace from a multithreaded process, and every Node process is multithreaded.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class UserNamespaceNotEnterable extends Schema.TaggedError<UserNamespaceNotEnterable>()(
   "UserNamespaceNotEnterable",
@@ -194,6 +204,7 @@ export class UserNamespaceNotEnterable extends Schema.TaggedError<UserNamespaceN
  * An operation this version cannot do for a kind, with the reason.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("UnsupportedKind", {
   operation: Schema.String,
@@ -209,6 +220,7 @@ export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("Unsu
  * Options that do not fit the operation (id maps without a new user namespace, an empty map, ...).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
   operation: Schema.String,
@@ -233,6 +245,7 @@ const describeEndpoint = (self: { host?: string | undefined; port?: number | und
  * A socket address (inside the set's network namespace) that another socket already holds.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class AddressInUse extends Schema.TaggedError<AddressInUse>()("AddressInUse", endpoint) {
   override get message(): string {
@@ -244,6 +257,7 @@ export class AddressInUse extends Schema.TaggedError<AddressInUse>()("AddressInU
  * Nothing listens at the address (`ECONNREFUSED`), as seen from inside the set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("ConnectionRefused", endpoint) {
   override get message(): string {
@@ -255,6 +269,7 @@ export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("
  * No route to the address from inside the set (`ENETUNREACH`, `EHOSTUNREACH`, `ETIMEDOUT`).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class Unreachable extends Schema.TaggedError<Unreachable>()("Unreachable", { ...endpoint, errno: Schema.String }) {
   override get message(): string {
@@ -266,6 +281,7 @@ export class Unreachable extends Schema.TaggedError<Unreachable>()("Unreachable"
  * A function run by `Task.module` threw (or rejected).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ModuleTaskError extends Schema.TaggedError<ModuleTaskError>()("ModuleTaskError", {
   url: Schema.String,
@@ -286,6 +302,7 @@ export class ModuleTaskError extends Schema.TaggedError<ModuleTaskError>()("Modu
  * `Task.exec` of a command that is not there (or not executable).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("CommandNotFound", {
   command: Schema.String,
@@ -300,6 +317,7 @@ export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("Comm
  * A pinned thread could not be started, or died under a task.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class ThreadFailure extends Schema.TaggedError<ThreadFailure>()("ThreadFailure", {
   reason: Schema.String,
@@ -314,6 +332,7 @@ export class ThreadFailure extends Schema.TaggedError<ThreadFailure>()("ThreadFa
  * A task's input or output is larger than the channel to a pinned thread can carry.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
   bytes: Schema.Number,
@@ -346,6 +365,7 @@ const describeNetlink = (self: { link?: string | undefined; netns?: string | und
  * A link of that name already exists in the network namespace (`EEXIST` creating a link).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class LinkExists extends Schema.TaggedError<LinkExists>()("LinkExists", netlinkFields) {
   override get message(): string {
@@ -357,6 +377,7 @@ export class LinkExists extends Schema.TaggedError<LinkExists>()("LinkExists", n
  * No link of that name (or index) in the network namespace (`ENODEV`).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class LinkNotFound extends Schema.TaggedError<LinkNotFound>()("LinkNotFound", netlinkFields) {
   override get message(): string {
@@ -369,6 +390,7 @@ export class LinkNotFound extends Schema.TaggedError<LinkNotFound>()("LinkNotFou
  * addresses and routes needs `CAP_NET_ADMIN` over the namespace.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NetworkPermissionDenied extends Schema.TaggedError<NetworkPermissionDenied>()("NetworkPermissionDenied", netlinkFields) {
   override get message(): string {
@@ -382,6 +404,7 @@ export class NetworkPermissionDenied extends Schema.TaggedError<NetworkPermissio
  * link (`ENETUNREACH`), a link that must be down first (`EBUSY`), ...
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NetlinkError extends Schema.TaggedError<NetlinkError>()("NetlinkError", netlinkFields) {
   override get message(): string {
@@ -394,6 +417,7 @@ export class NetlinkError extends Schema.TaggedError<NetlinkError>()("NetlinkErr
  * found before anything is sent to the kernel.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("InvalidAddress", {
   operation: Schema.String,
@@ -410,6 +434,7 @@ export class InvalidAddress extends Schema.TaggedError<InvalidAddress>()("Invali
  * The errors of `Network`'s operations beyond joining the set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type NetworkError = LinkExists | LinkNotFound | NetworkPermissionDenied | NetlinkError | InvalidAddress
 
@@ -496,6 +521,7 @@ export class ProcessMoved extends Schema.TaggedError<ProcessMoved>()("ProcessMov
  * The errors of joining a set on a pinned thread.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type EnterError =
   | SetClosed
@@ -511,6 +537,7 @@ export type EnterError =
  * Any error gonso fails with.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type NamespaceError =
   | PermissionDenied

@@ -8,6 +8,7 @@
  * A kind of namespace, by the name of its file under `/proc/PID/ns/`.
  *
  * @since 0.1.0
+ * @category models
  */
 export type NamespaceKind = "cgroup" | "ipc" | "mnt" | "net" | "pid" | "time" | "user" | "uts"
 
@@ -15,6 +16,7 @@ export type NamespaceKind = "cgroup" | "ipc" | "mnt" | "net" | "pid" | "time" | 
  * Every kind, in the order a thread enters them (see {@link enterOrder}).
  *
  * @since 0.1.0
+ * @category constants
  */
 export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time"]
 
@@ -26,6 +28,7 @@ export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts"
  * helper, see the docs). The order is fixed, unlike the original gonso's map iteration.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const enterOrder: ReadonlyArray<NamespaceKind> = all
 
@@ -34,6 +37,7 @@ export const enterOrder: ReadonlyArray<NamespaceKind> = all
  * (gonso's `NS_*` constants).
  *
  * @since 0.1.0
+ * @category constants
  */
 export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
   cgroup: 0x02000000,
@@ -52,6 +56,7 @@ export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
  * after `unshare(CLONE_NEWPID)` the thread itself stays where it was and only its children move.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
   cgroup: "cgroup",
@@ -70,6 +75,7 @@ export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
  * entered.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => kind !== "user")
 
@@ -77,6 +83,7 @@ export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => k
  * Whether `value` is one of the eight kind names.
  *
  * @since 0.1.0
+ * @category guards
  */
 export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
   typeof value === "string" && Object.hasOwn(cloneFlag, value)
@@ -85,6 +92,7 @@ export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
  * The kind whose `CLONE_NEW*` flag is `flag`, if any.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
   all.find((kind) => cloneFlag[kind] === flag)
@@ -93,6 +101,7 @@ export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
  * The OR of the kinds' `CLONE_NEW*` flags.
  *
  * @since 0.1.0
+ * @category conversions
  */
 export const toCloneFlags = (kinds: Iterable<NamespaceKind>): number => {
   let flags = 0

@@ -24,6 +24,7 @@ interface Ready {
  * A pool of fresh sets.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface NamespacePool {
   readonly [TypeId]: typeof TypeId
@@ -39,6 +40,7 @@ export interface NamespacePool {
  * Options of {@link make}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options<E = never> {
   /** The kinds each set gets new namespaces of. */
@@ -71,8 +73,11 @@ export interface Options<E = never> {
  * `InvalidOptions`.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import { Task, NamespacePool } from "gonso"
+ *
  * const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, afterCreate: Task.exec("ip", ["link", "set", "lo", "up"]) })
  * const set = yield* NamespacePool.take(pool) // closed with the taker's Scope
  * ```
@@ -139,6 +144,7 @@ export const make = <E = never>(
  * Scope from then on. A set that could not be made reaches the taker as its typed error.
  *
  * @since 0.1.0
+ * @category pooling
  */
 export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceSet, NamespaceError, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
@@ -163,5 +169,6 @@ export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceS
  * How many sets (or failures) are ready to be taken.
  *
  * @since 0.1.0
+ * @category pooling
  */
 export const ready = (pool: NamespacePool): Effect.Effect<number> => Queue.size(pool.queue)

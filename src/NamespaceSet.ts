@@ -8,7 +8,22 @@
  * every operation on a closed set fails with `SetClosed` instead of reaching the kernel with fd
  * numbers that may by then belong to someone else.
  *
+ * Every function that takes a set first also has a data-last form, for `pipe`:
+ * `set.pipe(NamespaceSet.run(Task.tid))`, `set.pipe(NamespaceSet.id("net"))`,
+ * `set.pipe(NamespaceSet.mountScoped("/run/my-sets/a"))`.
+ *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const isolated = yield* NamespaceSet.current(["net", "uts"]).pipe(Effect.flatMap(NamespaceSet.unshare(["net", "uts"])))
+ *   yield* isolated.pipe(NamespaceSet.run(Task.setHostname("box")))
+ *   return yield* isolated.pipe(NamespaceSet.id("net"))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -42,6 +57,7 @@ import { upLoopback } from "./internal/netlink/request.ts"
 import { fromNodeError, fromSyscall, fromWire } from "./internal/wire.ts"
 import { helperError } from "./internal/failure.ts"
 import * as validate from "./internal/validate.ts"
+import { annotateTid, setAttributes, traced } from "./internal/observe.ts"
 import {
   adopt,
   attempt,
@@ -69,6 +85,7 @@ import { execWith, type SpawnError } from "./NamespacedProcess.ts"
  * (see `NamespacedProcess`).
  *
  * @since 0.1.0
+ * @category running
  */
 export { spawn } from "./NamespacedProcess.ts"
 
@@ -76,8 +93,12 @@ export { spawn } from "./NamespacedProcess.ts"
  * A scoped set of namespaces, at most one of each kind; `isNamespaceSet` tells one apart.
  *
  * @since 0.1.0
+ * @category models
  */
 export { isNamespaceSet, type NamespaceSet }
+
+/** Whether a dual function was called data-first (its first argument is a set), for `dual`. */
+const setFirst = (args: IArguments): boolean => isNamespaceSet(args[0])
 
 // ---------------------------------------------------------------------------------------------
 // Opening
@@ -89,8 +110,12 @@ export { isNamespaceSet, type NamespaceSet }
  * from the main thread, these are the process's own namespaces.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const host = yield* NamespaceSet.current(["net", "uts"])
  *   return yield* NamespaceSet.id(host, "net") // "net:[4026531840]"
@@ -110,6 +135,7 @@ export const current = (
  * that they are the set's: a process that moved since fails with `ProcessMoved`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromPid = (
   pid: number,
@@ -126,6 +152,7 @@ export const fromPid = (
  * `/proc/PID/ns` or a persisted set was bind-mounted to.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromPath = (
   dir: string,
@@ -139,6 +166,7 @@ export const fromPath = (
  * kind: another file fails with `NotANamespace`, a namespace of another kind with `KindMismatch`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromFiles = (
   files: Partial<Record<NamespaceKind, string>>
@@ -158,6 +186,7 @@ export const fromFiles = (
  * thread can enter from one that holds a user namespace.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const dup: {
   (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<NamespaceSet, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
@@ -177,11 +206,12 @@ export const dup: {
  * current Scope closes.
  *
  * @since 0.1.0
+ * @category getters
  */
-export const fds = (
-  set: NamespaceSet,
-  kinds?: ReadonlyArray<NamespaceKind>
-): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
+export const fds: {
+  (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+  (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
   withMembers(set, "NamespaceSet.fds", (members) =>
     Effect.acquireRelease(
       attempt<Array<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
@@ -189,7 +219,7 @@ export const fds = (
       ),
       (copies) => Effect.sync(() => copies.forEach((copy) => libc.close(copy.fd)))
     ).pipe(Effect.map((copies) => Object.fromEntries(copies.map((copy) => [copy.kind, copy.fd]))))
-  )
+  ))
 
 /**
  * The namespace of `kind` in the set, as the kernel names it (`"net:[4026531840]"`) and by its
@@ -197,33 +227,42 @@ export const fds = (
  * an fd keeps them alive: the kernel reuses the inode numbers of destroyed namespaces.
  *
  * @since 0.1.0
+ * @category getters
  */
-export const identity = (
-  set: NamespaceSet,
-  kind: NamespaceKind
-): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind> =>
+export const identity: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind> =>
   withMembers(set, "NamespaceSet.identity", (members) =>
     attempt(() => {
       const [valid] = selectKinds("NamespaceSet.identity", set, [kind])
       const member = members.get(valid!)!
       return { kind: member.kind, id: idString(member), dev: member.dev, ino: member.ino }
-    }))
+    })))
 
 /**
  * The kernel's name of the set's namespace of `kind`, as `readlink /proc/PID/ns/KIND` prints it
  * (gonso's `ID`).
  *
  * @since 0.1.0
+ * @category getters
  */
-export const id = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind> =>
-  Effect.map(identity(set, kind), (identity) => identity.id)
+export const id: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind> =>
+  Effect.map(identity(set, kind), (identity) => identity.id))
 
 /**
  * Whether two sets hold the same kinds and, for each, the same namespace (by dev+inode).
  *
  * @since 0.1.0
+ * @category getters
  */
-export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed> =>
+export const equals: {
+  (that: NamespaceSet): (self: NamespaceSet) => Effect.Effect<boolean, SetClosed>
+  (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed>
+} = dual(2, (self: NamespaceSet, that: NamespaceSet): Effect.Effect<boolean, SetClosed> =>
   withMembers(self, "NamespaceSet.equals", (a) =>
     withMembers(that, "NamespaceSet.equals", (b) =>
       Effect.sync(() =>
@@ -232,12 +271,13 @@ export const equals = (self: NamespaceSet, that: NamespaceSet): Effect.Effect<bo
           const other = b.get(member.kind)
           return other !== undefined && other.dev === member.dev && other.ino === member.ino
         })
-      )))
+      ))))
 
 /**
  * The kinds a set holds, in the order a thread enters them.
  *
  * @since 0.1.0
+ * @category getters
  */
 export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.kinds
 
@@ -279,9 +319,13 @@ const relative = (
  * caller's user namespace.
  *
  * @since 0.1.0
+ * @category introspection
  */
-export const owner = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user")
+export const owner: {
+  (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+  (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+} = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user"))
 
 /**
  * The parent of the set's pid or user namespace (`NS_GET_PARENT`), as a one-kind set owned by the
@@ -289,15 +333,20 @@ export const owner = (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<Nam
  * top of what the caller can see fails with `PermissionDenied`.
  *
  * @since 0.1.0
+ * @category introspection
  */
-export const parent = (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind)
+export const parent: {
+  (kind: "pid" | "user"): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+  (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
+} = dual(2, (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
+  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind))
 
 /**
  * The uid that created the set's user namespace (`NS_GET_OWNER_UID`), as seen from this process's
  * user namespace.
  *
  * @since 0.1.0
+ * @category introspection
  */
 export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | KindNotInSet | InvalidKind | PermissionDenied | SystemError> =>
   withMembers(set, "NamespaceSet.ownerUid", (members) =>
@@ -318,6 +367,7 @@ export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | K
  * Options of {@link run} and {@link enter}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunOptions {
   /**
@@ -342,8 +392,11 @@ export interface RunOptions {
  * (`UserNamespaceNotEnterable`): `dup` it without `"user"`.
  *
  * @since 0.1.0
+ * @category running
  * @example
  * ```ts
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * const links = NamespaceSet.run(isolated, Task.exec("ip", ["-o", "link"]))
  * ```
  */
@@ -371,6 +424,7 @@ const specOf = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args:
  * and in the same namespaces.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface EnteredThread {
   /** The pinned thread's tid. */
@@ -385,8 +439,12 @@ export interface EnteredThread {
  * {@link run}, or is dropped under the same rules.
  *
  * @since 0.1.0
+ * @category running
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const inside = yield* NamespaceSet.enter(set)
  *   yield* inside.run(Task.setHostname("box"))
@@ -394,11 +452,11 @@ export interface EnteredThread {
  * }))
  * ```
  */
-export const enter = (
-  set: NamespaceSet,
-  options?: RunOptions
-): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
-  Effect.gen(function*() {
+export const enter: {
+  (options?: RunOptions): (set: NamespaceSet) => Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
+  traced("NamespaceSet.enter", () => ({ ...setAttributes("NamespaceSet.enter", set, () => impl(set).members.values()), "gonso.restore": options?.restore ?? true }), Effect.gen(function*() {
     const operation = "NamespaceSet.enter"
     const restore = options?.restore ?? true
     const self = impl(set)
@@ -409,6 +467,7 @@ export const enter = (
     yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
     const pool = yield* threadPool
     const thread = yield* pool.lease
+    yield* annotateTid(thread.tid)
     yield* Effect.flatMap(pool.call(thread, { operation, set: setRef(set, members), hold: true }), outcomeOf<void, EnterError>)
     let open = true
     // The restore step: leave the set and verify, or drop the thread. It runs before the lease
@@ -442,7 +501,7 @@ export const enter = (
             : runOnThread<A, E>(specOf(task)) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
         )
     }
-  })
+  })))
 
 // ---------------------------------------------------------------------------------------------
 // Persistence
@@ -452,6 +511,7 @@ export const enter = (
  * Options of {@link mount} and the functions like it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface MountOptions {
   /**
@@ -470,23 +530,26 @@ export interface MountOptions {
  * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mount = (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
-  validate.guard(validate.cStrings("NamespaceSet.mount", [["dir", dir]]), () => Mount.mount(set, dir, options))
+export const mount: {
+  (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
+  (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads>
+} = dual(setFirst, (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  validate.guard(validate.cStrings("NamespaceSet.mount", [["dir", dir]]), () => Mount.mount(set, dir, options)))
 
 /**
  * Bind-mounts the set's namespace of `kind` onto `file` (gonso's `Set.MountNS`). A mount namespace
  * cannot be mounted inside itself (the kernel would make a loop): that fails with `InvalidOptions`.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountKind = (
-  set: NamespaceSet,
-  kind: NamespaceKind,
-  file: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads> =>
-  validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () => Mount.mountKind(set, kind, file, options))
+export const mountKind: {
+  (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
+  (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads>
+} = dual(setFirst, (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
+  validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () => Mount.mountKind(set, kind, file, options)))
 
 /**
  * Detaches the namespace mounts at `paths`, and removes the files and directories that gonso made
@@ -495,6 +558,7 @@ export const mountKind = (
  * before any is touched.
  *
  * @since 0.1.0
+ * @category persistence
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
   validate.guard(validate.cStrings("NamespaceSet.unmount", validate.listFields("paths", paths)), () => Mount.unmount(paths, options))
@@ -503,26 +567,25 @@ export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): E
  * {@link mount}, undone when the current Scope closes.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountScoped = (
-  set: NamespaceSet,
-  dir: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
-  validate.guard(validate.cStrings("NamespaceSet.mountScoped", [["dir", dir]]), () => Mount.mountScoped(set, dir, options))
+export const mountScoped: {
+  (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, dir: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
+  validate.guard(validate.cStrings("NamespaceSet.mountScoped", [["dir", dir]]), () => Mount.mountScoped(set, dir, options)))
 
 /**
  * {@link mountKind}, undone when the current Scope closes.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const mountKindScoped = (
-  set: NamespaceSet,
-  kind: NamespaceKind,
-  file: string,
-  options?: MountOptions
-): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
-  validate.guard(validate.cStrings("NamespaceSet.mountKindScoped", [["file", file]]), () => Mount.mountKindScoped(set, kind, file, options))
+export const mountKindScoped: {
+  (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
+} = dual(setFirst, (set: NamespaceSet, kind: NamespaceKind, file: string, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
+  validate.guard(validate.cStrings("NamespaceSet.mountKindScoped", [["file", file]]), () => Mount.mountKindScoped(set, kind, file, options)))
 
 /**
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
@@ -533,18 +596,20 @@ export const mountKindScoped = (
  * naming it), which is taken over.
  *
  * @since 0.1.0
+ * @category persistence
  */
-export const persistNetns = (
-  set: NamespaceSet,
-  name: string
-): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> =>
-  Mount.persistNetns(set, name)
+export const persistNetns: {
+  (name: string): (set: NamespaceSet) => Effect.Effect<string, MountError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, name: string): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope>
+} = dual(2, (set: NamespaceSet, name: string): Effect.Effect<string, MountError, PinnedThreads | Scope.Scope> =>
+  Mount.persistNetns(set, name))
 
 /**
  * The network namespace named `name` by `ip netns add` (or {@link persistNetns}): `/run/netns/NAME`.
  * A stale name (an empty file with nothing mounted on it) fails with `StaleNetnsName`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName, Scope.Scope> =>
   Mount.fromNetnsName(name)
@@ -558,6 +623,7 @@ export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenErr
  * the new user namespace are ids `hostId ..` in its parent.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface IdMapping {
   readonly containerId: number
@@ -569,6 +635,7 @@ export interface IdMapping {
  * Options of {@link unshare}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface UnshareOptions {
   /**
@@ -661,8 +728,11 @@ const planUnshare = (
  *   killed when the last closes; otherwise it is killed at once.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import { NamespaceSet } from "gonso"
+ *
  * const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
  * const rootless = yield* NamespaceSet.unshare(current, ["user", "net"], {
  *   uidMap: [{ containerId: 0, hostId: 1000, size: 1 }],
@@ -857,6 +927,7 @@ export const withOwnSysfs = (
  * `unshare(current(kinds), kinds)`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const unshareCurrent = (
   kinds: ReadonlyArray<NamespaceKind>,

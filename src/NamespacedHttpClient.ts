@@ -54,8 +54,12 @@ const connectInside = (
  * when the current Scope closes.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
+ * import * as http from "node:http"
+ * import { NamespacedHttpClient } from "gonso"
+ *
  * const agent = yield* NamespacedHttpClient.agent(set)
  * http.get({ host: "169.254.1.1", port: 8080, path: "/", agent }, (response) => ...)
  * ```
@@ -87,6 +91,7 @@ export const agent = (
  * must be IP addresses. Destroyed when the current Scope closes.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
  * const agent = yield* NamespacedHttpClient.httpsAgent(set, { ca })
@@ -127,6 +132,10 @@ export const httpsAgent = (
  * @since 0.1.0
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { HttpClient } from "effect/http"
+ * import { NamespacedHttpClient } from "gonso"
+ *
  * const body = yield* HttpClient.get("https://169.254.1.1:8443/").pipe(
  *   Effect.flatMap((response) => response.text),
  *   Effect.provide(NamespacedHttpClient.layer(set, { ca }))

@@ -19,6 +19,7 @@ import type { PinnedThreads } from "./PinnedThreads.ts"
  * options (graceful shutdown, websockets).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options extends Omit<NodeHttpServer.Options, "fd" | "host" | "port" | "path" | "backlog"> {
   /** An IP address inside the namespace (default `"0.0.0.0"`). */
@@ -36,8 +37,13 @@ export interface Options extends Omit<NodeHttpServer.Options, "fd" | "host" | "p
  * server runs on the main event loop. Closing the layer closes the server and the socket.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
+ * import { Layer } from "effect"
+ * import { HttpRouter, HttpServerResponse } from "effect/http"
+ * import { NamespacedHttpServer } from "gonso"
+ *
  * const app = HttpRouter.add("GET", "/", HttpServerResponse.text("hello from inside"))
  * const server = HttpRouter.serve(app).pipe(Layer.provide(NamespacedHttpServer.layer(set, { port: 8080 })))
  * ```

@@ -14,6 +14,7 @@ import * as os from "node:os"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
+import { dual } from "effect/Function"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import type * as Kind from "./NamespaceKind.ts"
 import {
@@ -33,7 +34,7 @@ import type { PinnedThreads } from "./PinnedThreads.ts"
 import type { ExecResult } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
 import { nsenterOptions } from "./internal/nsenter.ts"
-import { runSpec } from "./internal/set.ts"
+import { isNamespaceSet, runSpec } from "./internal/set.ts"
 import type { Operations } from "./internal/protocol.ts"
 import { byteLimitProblem, commandProblem, idProblem } from "./internal/validate.ts"
 import { fromSyscall } from "./internal/wire.ts"
@@ -42,6 +43,7 @@ import { fromSyscall } from "./internal/wire.ts"
  * Options of {@link spawn}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface SpawnOptions {
   /** Working directory, in the set's mount namespace. */
@@ -63,6 +65,7 @@ export interface SpawnOptions {
  * How a process ended.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExitStatus {
   /** The exit code, or `null` when a signal ended the process. */
@@ -75,6 +78,7 @@ export interface ExitStatus {
  * A process running inside a set, owned by a Scope.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ChildProcess {
   /** The pid, as this process sees it. */
@@ -97,6 +101,7 @@ export interface ChildProcess {
  * The errors of {@link spawn}.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type SpawnError = CommandNotFound | InvalidOptions | PermissionDenied | SystemError | EnterError
 
@@ -112,26 +117,28 @@ const MAX_POLL_MS = 25
  * namespace, the command is started through util-linux `nsenter`.
  *
  * @since 0.1.0
+ * @category running
  * @example
  * ```ts
+ * import { Console, Stream } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
  * const child = yield* NamespaceSet.spawn(set, "ping", ["-c", "3", "169.254.1.2"])
  * yield* child.stdout.pipe(Stream.decodeText(), Stream.runForEach(Console.log))
  * const status = yield* child.exit
  * ```
  */
-export const spawn = (
-  set: NamespaceSet,
-  command: string,
-  args: ReadonlyArray<string> = [],
-  options: SpawnOptions = {}
-): Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope> =>
+export const spawn: {
+  (command: string, args?: ReadonlyArray<string>, options?: SpawnOptions): (set: NamespaceSet) => Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, command: string, args?: ReadonlyArray<string>, options?: SpawnOptions): Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope>
+} = dual((args: IArguments) => isNamespaceSet(args[0]), (set: NamespaceSet, command: string, args: ReadonlyArray<string> = [], options: SpawnOptions = {}): Effect.Effect<ChildProcess, SpawnError, PinnedThreads | Scope.Scope> =>
   spawnWith(
     "NamespaceSet.spawn",
     (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.spawn", set, { op: "spawn", args: spawnArgs }, true),
     command,
     args,
     options
-  )
+  ))
 
 /**
  * Everything the two streams yield until both end, as UTF-8 text, as long as they yield at most
@@ -189,6 +196,8 @@ const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num
  * the main thread and the process reaped there, so no thread waits on it.
  *
  * @internal
+ *
+ * @category running
  */
 export const execWith = <R>(
   start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
@@ -225,6 +234,8 @@ export const execWith = <R>(
  * `spawn` operation to a thread inside the set (a shared one, or one leased by `enter`).
  *
  * @internal
+ *
+ * @category running
  */
 export const spawnWith = <R>(
   operation: string,
@@ -352,8 +363,13 @@ export const spawnWith = <R>(
  * fds stay open for the layer's life.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { ChildProcess } from "effect/process"
+ * import { NamespacedProcess } from "gonso"
+ *
  * const hostname = ChildProcess.make("hostname").pipe(
  *   Effect.flatMap((handle) => Stream.mkString(Stream.decodeText(handle.stdout))),
  *   Effect.scoped,

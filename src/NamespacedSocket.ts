@@ -12,6 +12,7 @@
 import * as http from "node:http"
 import * as net from "node:net"
 import { Effect, type Scope } from "effect"
+import { dual } from "effect/Function"
 import {
   ConnectionRefused,
   type AddressInUse,
@@ -24,7 +25,7 @@ import {
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
-import { runSpec } from "./internal/set.ts"
+import { isNamespaceSet, runSpec } from "./internal/set.ts"
 import { wholeNumberProblem } from "./internal/validate.ts"
 import { fromNodeError, fromSyscall } from "./internal/wire.ts"
 
@@ -32,6 +33,7 @@ import { fromNodeError, fromSyscall } from "./internal/wire.ts"
  * Options of {@link listen}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ListenOptions {
   /** `"tcp"` (default), `"udp"`, or `"unix"` (a stream socket at `path`). */
@@ -50,6 +52,7 @@ export interface ListenOptions {
  * A bound (and, for TCP and Unix sockets, listening) socket inside a set's network namespace.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Listening {
   /** The socket's fd, owned by the Scope; pass it to Node with {@link serve}. */
@@ -65,6 +68,7 @@ export interface Listening {
  * The errors of making a socket in a set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type SocketError = AddressInUse | PermissionDenied | SystemError | InvalidOptions | EnterError
 
@@ -83,16 +87,20 @@ const closing = (fd: number) => Effect.sync(() => libc.close(fd))
  * {@link serve} (or `server.listen({ fd })` on a duplicate). A port in use is `AddressInUse`.
  *
  * @since 0.1.0
+ * @category sockets
  * @example
  * ```ts
+ * import * as http from "node:http"
+ * import { NamespacedSocket } from "gonso"
+ *
  * const socket = yield* NamespacedSocket.listen(set, { host: "0.0.0.0", port: 8080 })
  * yield* NamespacedSocket.serve(socket, http.createServer(handler))
  * ```
  */
-export const listen = (
-  set: NamespaceSet,
-  options: ListenOptions = {}
-): Effect.Effect<Listening, SocketError, PinnedThreads | Scope.Scope> => {
+export const listen: {
+  (options?: ListenOptions): (set: NamespaceSet) => Effect.Effect<Listening, SocketError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, options?: ListenOptions): Effect.Effect<Listening, SocketError, PinnedThreads | Scope.Scope>
+} = dual((args: IArguments) => isNamespaceSet(args[0]), (set: NamespaceSet, options: ListenOptions = {}): Effect.Effect<Listening, SocketError, PinnedThreads | Scope.Scope> => {
   const operation = "NamespacedSocket.listen"
   const type = options.type ?? "tcp"
   const host = type === "unix" ? options.path ?? "" : options.host ?? "127.0.0.1"
@@ -126,7 +134,7 @@ export const listen = (
     port: made.port,
     ...(type === "unix" ? { path: host } : {})
   })))
-}
+})
 
 /**
  * A close-on-exec duplicate of the socket's fd for Node to own, for APIs that take an fd (such as
@@ -134,6 +142,7 @@ export const listen = (
  * when its server or socket closes, and the original stays with its Scope, so no fd is closed twice.
  *
  * @since 0.1.0
+ * @category sockets
  */
 export const handOver = (socket: Listening): Effect.Effect<number, SystemError | PermissionDenied> =>
   Effect.try({
@@ -147,6 +156,7 @@ export const handOver = (socket: Listening): Effect.Effect<number, SystemError |
  * current Scope closes. Connections are accepted in the set's network namespace.
  *
  * @since 0.1.0
+ * @category sockets
  */
 export const serve = <S extends net.Server>(
   socket: Listening,
@@ -174,6 +184,7 @@ export const serve = <S extends net.Server>(
  * Options of {@link connect}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ConnectOptions {
   /** An IPv4 or IPv6 address, as seen from inside the set. */
@@ -185,6 +196,7 @@ export interface ConnectOptions {
  * The errors of connecting from inside a set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type ConnectError = ConnectionRefused | Unreachable | SocketError
 
@@ -243,12 +255,13 @@ const connectWith = <R>(
  * unreachable addresses are `ConnectionRefused` and `Unreachable`.
  *
  * @since 0.1.0
+ * @category sockets
  */
-export const connect = (
-  set: NamespaceSet,
-  options: ConnectOptions
-): Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope> =>
-  connectWith(set, options, (socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy())))
+export const connect: {
+  (options: ConnectOptions): (set: NamespaceSet) => Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope>
+  (set: NamespaceSet, options: ConnectOptions): Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope>
+} = dual(2, (set: NamespaceSet, options: ConnectOptions): Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope> =>
+  connectWith(set, options, (socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
 
 /**
  * A connected net.Socket whose socket lives in the set's network namespace; the caller owns it
@@ -256,8 +269,10 @@ export const connect = (
  * connecting, it destroys the socket.
  *
  * @since 0.1.0
+ * @category sockets
  */
-export const connectUnscoped = (
-  set: NamespaceSet,
-  options: ConnectOptions
-): Effect.Effect<net.Socket, ConnectError, PinnedThreads> => connectWith(set, options, () => Effect.void)
+export const connectUnscoped: {
+  (options: ConnectOptions): (set: NamespaceSet) => Effect.Effect<net.Socket, ConnectError, PinnedThreads>
+  (set: NamespaceSet, options: ConnectOptions): Effect.Effect<net.Socket, ConnectError, PinnedThreads>
+} = dual(2, (set: NamespaceSet, options: ConnectOptions): Effect.Effect<net.Socket, ConnectError, PinnedThreads> =>
+  connectWith(set, options, () => Effect.void))

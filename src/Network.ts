@@ -56,6 +56,7 @@ type NamespaceSet = NamespaceSet.NamespaceSet
  * of running on a pinned thread inside the set.
  *
  * @since 0.1.0
+ * @category errors
  */
 export type Error = NetworkError | InvalidOptions | KindNotInSet | EnterError | PermissionDenied | SystemError
 
@@ -67,6 +68,7 @@ export type Error = NetworkError | InvalidOptions | KindNotInSet | EnterError | 
  * An address on a link, as `ip addr` shows it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Address {
   readonly family: "inet" | "inet6"
@@ -82,6 +84,7 @@ export interface Address {
  * A link (network interface), as `ip link` and `ip addr` show it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Link {
   readonly index: number
@@ -106,6 +109,7 @@ export interface Link {
  * A route, as `ip route` shows it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Route {
   readonly family: "inet" | "inet6"
@@ -129,6 +133,7 @@ export interface Route {
  * A link made by this module: the set it is in, its name and its index there.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface LinkRef {
   readonly set: NamespaceSet
@@ -188,8 +193,11 @@ const rawLinks = (reply: Buffer) => parseMessages(reply).filter((m) => m.type ==
  * Every link of the set's network namespace, with its addresses (`ip addr`), in one exchange.
  *
  * @since 0.1.0
+ * @category getters
  * @example
  * ```ts
+ * import { Network } from "gonso"
+ *
  * const links = yield* Network.links(set)  // [{ name: "lo", up: true, addresses: [...] }, ...]
  * ```
  */
@@ -203,6 +211,7 @@ export const links = (set: NamespaceSet): Effect.Effect<ReadonlyArray<Link>, Err
  * One link by name, with its addresses; `LinkNotFound` when there is none.
  *
  * @since 0.1.0
+ * @category getters
  */
 export const link = (set: NamespaceSet, name: string): Effect.Effect<Link, Error, PinnedThreads> =>
   Effect.map(
@@ -214,6 +223,7 @@ export const link = (set: NamespaceSet, name: string): Effect.Effect<Link, Error
  * Options of {@link routes}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RoutesOptions {
   /** Default: both. */
@@ -227,6 +237,7 @@ export interface RoutesOptions {
  * asked otherwise).
  *
  * @since 0.1.0
+ * @category getters
  */
 export const routes = (set: NamespaceSet, options: RoutesOptions = {}): Effect.Effect<ReadonlyArray<Route>, Error, PinnedThreads> => {
   const families = options.family === undefined ? [C.AF_INET, C.AF_INET6] : [options.family === "inet6" ? C.AF_INET6 : C.AF_INET]
@@ -268,8 +279,11 @@ const names = (links: string | ReadonlyArray<string>): ReadonlyArray<string> => 
  * Sets links up (`ip link set NAME up`), in order, in one exchange.
  *
  * @since 0.1.0
+ * @category links
  * @example
  * ```ts
+ * import { Network } from "gonso"
+ *
  * yield* Network.setUp(set, ["lo", "eth0"])
  * ```
  */
@@ -280,6 +294,7 @@ export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>):
  * Sets links down (`ip link set NAME down`).
  *
  * @since 0.1.0
+ * @category links
  */
 export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.setDown", set, names(links).map((name) => setFlags(name, 0, C.IFF_UP))))
@@ -289,6 +304,7 @@ export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>
  * until it is up. `NamespaceSet.unshare(..., { loopback: "up" })` does it as part of making one.
  *
  * @since 0.1.0
+ * @category links
  */
 export const loopbackUp = (set: NamespaceSet): Effect.Effect<void, Error, PinnedThreads> => upLo("Network.loopbackUp", set)
 
@@ -300,6 +316,7 @@ const isU32 = (n: number) => Number.isSafeInteger(n) && n >= 0 && n <= 0xfffffff
  * (`NetlinkError` `EINVAL`, with its reason).
  *
  * @since 0.1.0
+ * @category links
  */
 export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Effect<void, Error, PinnedThreads> =>
   isU32(mtu)
@@ -311,6 +328,7 @@ export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Eff
  * (`NetlinkError` `EBUSY` otherwise).
  *
  * @since 0.1.0
+ * @category links
  */
 export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
@@ -319,6 +337,7 @@ export const rename = (set: NamespaceSet, link: string, name: string): Effect.Ef
  * Attaches a link to a bridge (`ip link set NAME master BRIDGE`).
  *
  * @since 0.1.0
+ * @category links
  */
 export const attach = (set: NamespaceSet, link: string, bridge: string): Effect.Effect<void, Error, PinnedThreads> => {
   const master = u32(C.IFLA_MASTER, 0)
@@ -329,6 +348,7 @@ export const attach = (set: NamespaceSet, link: string, bridge: string): Effect.
  * Detaches a link from its bridge (`ip link set NAME nomaster`).
  *
  * @since 0.1.0
+ * @category links
  */
 export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.detach", set, [setFlags(link, 0, 0, [u32(C.IFLA_MASTER, 0)])]))
@@ -338,6 +358,7 @@ export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Err
  * renaming it on the way (the name must be free there: `LinkExists`).
  *
  * @since 0.1.0
+ * @category links
  */
 export const moveTo = (
   set: NamespaceSet,
@@ -355,6 +376,7 @@ export const moveTo = (
  * Deletes a link (`ip link del NAME`); deleting either end of a veth pair deletes both.
  *
  * @since 0.1.0
+ * @category links
  */
 export const deleteLink = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.deleteLink", set, [{ encoded: message(C.RTM_DELLINK, 0, ifinfomsg()), headerIndexOf: link, link }]))
@@ -367,6 +389,7 @@ export const deleteLink = (set: NamespaceSet, link: string): Effect.Effect<void,
  * Options of a link to be made.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface LinkOptions {
   readonly mtu?: number | undefined
@@ -378,6 +401,7 @@ export interface LinkOptions {
  * One end of a veth pair: its name, the set it is placed in, and its options.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface VethEnd extends LinkOptions {
   readonly name: string
@@ -422,6 +446,7 @@ const create = (
  * see {@link vethPair}.
  *
  * @since 0.1.0
+ * @category links
  */
 export const addVethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads> =>
   Effect.suspend(() => {
@@ -464,8 +489,11 @@ const scoped = <A extends LinkRef | readonly [LinkRef, LinkRef], R>(
  * uninterruptible, so a pair that exists always has its finalizer.
  *
  * @since 0.1.0
+ * @category links
  * @example
  * ```ts
+ * import { Network } from "gonso"
+ *
  * const [ea, eb] = yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
  * ```
  */
@@ -484,6 +512,7 @@ const simple = (kind: string, operation: string) => (set: NamespaceSet, name: st
  * for addresses that must exist without a peer. Not scoped: see {@link dummy}.
  *
  * @since 0.1.0
+ * @category links
  */
 export const addDummy: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
   simple("dummy", "Network.dummy")
@@ -492,6 +521,7 @@ export const addDummy: (set: NamespaceSet, name: string, options?: LinkOptions) 
  * {@link addDummy}, deleted when the Scope closes.
  *
  * @since 0.1.0
+ * @category links
  */
 export const dummy = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
   scoped(addDummy(set, name, options))
@@ -501,6 +531,7 @@ export const dummy = (set: NamespaceSet, name: string, options?: LinkOptions): E
  * see {@link bridge}.
  *
  * @since 0.1.0
+ * @category links
  */
 export const addBridge: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
   simple("bridge", "Network.bridge")
@@ -509,6 +540,7 @@ export const addBridge: (set: NamespaceSet, name: string, options?: LinkOptions)
  * {@link addBridge}, deleted when the Scope closes (its attached links stay, detached).
  *
  * @since 0.1.0
+ * @category links
  */
 export const bridge = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
   scoped(addBridge(set, name, options))
@@ -521,6 +553,7 @@ export const bridge = (set: NamespaceSet, name: string, options?: LinkOptions): 
  * Options of {@link addAddress}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface AddressOptions {
   /**
@@ -556,8 +589,11 @@ const addressItem = (type: number, flags: number, link: string, address: { famil
  * is up. An address that is there already fails with `NetlinkError` `EEXIST`.
  *
  * @since 0.1.0
+ * @category addresses
  * @example
  * ```ts
+ * import { Network } from "gonso"
+ *
  * yield* Network.addAddress(set, "eth0", "169.254.10.1/30")
  * ```
  */
@@ -575,6 +611,7 @@ export const addAddress = (
  * `EADDRNOTAVAIL`.
  *
  * @since 0.1.0
+ * @category addresses
  */
 export const removeAddress = (set: NamespaceSet, link: string, address: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(cidr("Network.removeAddress", address, link), (parsed) =>
@@ -589,8 +626,11 @@ export const removeAddress = (set: NamespaceSet, link: string, address: string):
  * `gateway`, out of a `device`, or both.
  *
  * @since 0.1.0
+ * @category models
  * @example
  * ```ts
+ * import { Network } from "gonso"
+ *
  * yield* Network.addRoute(set, { destination: "default", gateway: "169.254.10.1" })
  * yield* Network.addRoute(set, { destination: "10.9.0.0/16", device: "eth0" })
  * ```
@@ -656,6 +696,7 @@ const routeItem = (operation: string, type: number, flags: number, route: RouteS
  * `NetlinkError` `ENETUNREACH`; a route that exists, `EEXIST`.
  *
  * @since 0.1.0
+ * @category routes
  */
 export const addRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(routeItem("Network.addRoute", C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_EXCL, route), (item) =>
@@ -665,6 +706,7 @@ export const addRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<voi
  * Removes a route (`ip route del`); one that is not there fails with `NetlinkError` `ESRCH`.
  *
  * @since 0.1.0
+ * @category routes
  */
 export const removeRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(routeItem("Network.removeRoute", C.RTM_DELROUTE, 0, route), (item) =>
@@ -678,6 +720,7 @@ export const removeRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<
  * A network namespace of its own, with `lo` up: what {@link isolated} provides.
  *
  * @since 0.1.0
+ * @category services
  */
 export class Isolated extends Context.Service<Isolated, {
   /** The set: a new network namespace (plus any other kinds asked for). */
@@ -690,8 +733,13 @@ export class Isolated extends Context.Service<Isolated, {
  * (`Effect.provide(Network.isolated())`), each test gets its own. See `docs/network.md`.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
+ * import { it } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import { Network } from "gonso"
+ *
  * it.effect("serves on 127.0.0.1 in a network of its own", () =>
  *   Effect.gen(function*() {
  *     const { set } = yield* Network.Isolated

@@ -12,8 +12,9 @@
  * @since 0.1.0
  */
 import { promises as fsp } from "node:fs"
-import { Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import { InvalidOptions, type ThreadFailure } from "./NamespaceError.ts"
+import * as observe from "./internal/observe.ts"
 import { pools, ThreadPool } from "./internal/thread.ts"
 import { decodeOptions } from "./internal/validate.ts"
 
@@ -21,6 +22,7 @@ import { decodeOptions } from "./internal/validate.ts"
  * Options of {@link layer}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** Threads kept ready even when idle (default 1): a whole number from 0 to `max`. */
@@ -71,6 +73,7 @@ const validOptions = (options: Options): Effect.Effect<{ min: number; max: numbe
  * A point-in-time count of the service's threads.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Stats {
   /** Threads waiting for work. */
@@ -91,6 +94,7 @@ export interface Stats {
  * The service. Most code never calls it directly: `NamespaceSet.run`, `enter` and `unshare` do.
  *
  * @since 0.1.0
+ * @category services
  */
 export class PinnedThreads extends Context.Service<PinnedThreads, {
   /** Counts of idle, busy, spawned, dropped and retired threads. */
@@ -110,6 +114,7 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * `idleTimeToLive` that is no duration, an unknown option) fail the layer with `InvalidOptions`.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -123,24 +128,106 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * ```
  */
 export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions> =>
-  Layer.effect(
-    PinnedThreads,
-    Effect.gen(function*() {
-      const limits = yield* validOptions(options)
-      yield* Effect.promise(() => fsp.access("/"))
-      const pool = yield* Effect.acquireRelease(
-        Effect.sync(() => new ThreadPool(limits)),
-        (pool) => Effect.promise(() => pool.close())
-      )
-      const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
-      pools.set(service, pool)
-      return service
-    })
-  )
+  Layer.effect(PinnedThreads, make(options))
+
+/**
+ * {@link layer}, with its options read from Effect `Config` (environment variables by default, or
+ * any `ConfigProvider`), as `NodeHttpServer.layerConfig` does. Each option is a `Config` of its
+ * own; options left out take their defaults.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // GONSO_MAX_THREADS=8 GONSO_IDLE_TTL="10 seconds" node main.js
+ * const PinnedThreadsLive = PinnedThreads.layerConfig({
+ *   min: Config.Int("GONSO_MIN_THREADS").pipe(Config.withDefault(1)),
+ *   max: Config.Int("GONSO_MAX_THREADS").pipe(Config.withDefault(4)),
+ *   idleTimeToLive: Config.Duration("GONSO_IDLE_TTL").pipe(Config.withDefault("30 seconds"))
+ * })
+ *
+ * const program = NamespaceSet.current(["net"]).pipe(
+ *   Effect.flatMap(NamespaceSet.run(Task.tid)),
+ *   Effect.scoped,
+ *   Effect.provide(PinnedThreadsLive)
+ * )
+ * ```
+ */
+export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions | Config.ConfigError> =>
+  Layer.effect(PinnedThreads, Effect.flatMap(Config.unwrap(options), make))
+
+const make = (options: Options) =>
+  Effect.gen(function*() {
+    const limits = yield* validOptions(options)
+    yield* Effect.promise(() => fsp.access("/"))
+    // The pool reports each thread's life with the services the layer is built with: the
+    // user's tracer, logger and metric registry.
+    const context = yield* Effect.context<never>()
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new ThreadPool({
+          ...limits,
+          report: observe.reporter(context),
+          latency: observe.latency(context)
+        })
+      ),
+      (pool) => Effect.promise(() => pool.close())
+    )
+    const unregister = observe.registerGauges(context, pool)
+    yield* Effect.addFinalizer(() => Effect.sync(unregister))
+    const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
+    pools.set(service, pool)
+    return service
+  })
 
 /**
  * The current counts of the service's threads.
  *
  * @since 0.1.0
+ * @category getters
  */
 export const stats: Effect.Effect<Stats, never, PinnedThreads> = PinnedThreads.use((service) => service.stats)
+
+/**
+ * gonso's metrics, as Effect `Metric`s: read them with `Metric.snapshot`, or export them with your
+ * metrics exporter (see docs/observability.md). The gauges are read when metrics are snapshotted,
+ * from the registry the layer was built with; the counters carry a `reason` attribute, the
+ * histogram an `operation` attribute.
+ *
+ * | Metric | Kind | Attributes |
+ * | --- | --- | --- |
+ * | `gonso_pinned_threads_idle`, `_busy`, `_pending` | gauge | |
+ * | `gonso_pinned_threads_spawned_total` | counter | `reason`: min, demand, replacement |
+ * | `gonso_pinned_threads_dropped_total` | counter | `reason`: no-restore, restore-failed, tainted, interrupted, died, exited, failed-to-start, other |
+ * | `gonso_pinned_threads_retired_total` | counter | `reason`: idle, shutdown |
+ * | `gonso_run_duration_microseconds` | histogram | `operation` |
+ * | `gonso_namespace_sets_open` | gauge | |
+ * | `gonso_pid_inits_alive` | gauge | |
+ *
+ * @since 0.1.0
+ * @category metrics
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { PinnedThreads } from "gonso"
+ *
+ * const dropped = Metric.value(PinnedThreads.metrics.threadsDropped)
+ * const all = Metric.snapshot.pipe(
+ *   Effect.map((snapshots) => snapshots.filter((snapshot) => snapshot.id.startsWith("gonso_")))
+ * )
+ * ```
+ */
+export const metrics = {
+  threadsIdle: observe.threadsIdle,
+  threadsBusy: observe.threadsBusy,
+  threadsPending: observe.threadsPending,
+  threadsSpawned: observe.threadsSpawned,
+  threadsDropped: observe.threadsDropped,
+  threadsRetired: observe.threadsRetired,
+  runDuration: observe.runDuration,
+  setsOpen: observe.setsOpen,
+  initsAlive: observe.initsAlive
+} as const

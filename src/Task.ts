@@ -16,6 +16,7 @@ const TypeId = "~gonso/Task" as const
  * A task that succeeds with `A` or fails with `E` when run with `NamespaceSet.run`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Task<out A, out E = never> {
   readonly [TypeId]: {
@@ -36,6 +37,7 @@ const make = <A, E = never>(op: Operation | "exec", args?: unknown): Task<A, E> 
  * Whether `u` is a {@link Task}.
  *
  * @since 0.1.0
+ * @category guards
  */
 export const isTask = (u: unknown): u is Task<unknown, unknown> =>
   typeof u === "object" && u !== null && TypeId in u
@@ -45,6 +47,7 @@ export const isTask = (u: unknown): u is Task<unknown, unknown> =>
  * (`"net:[4026531840]"`), `dev` and `ino` its nsfs identity.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface NamespaceId {
   readonly kind: NamespaceKind
@@ -58,6 +61,7 @@ export interface NamespaceId {
  * (for pid and time: the thread's children) is in.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ThreadIdentity {
   readonly tid: number
@@ -68,6 +72,7 @@ export interface ThreadIdentity {
  * The pinned thread's kernel thread id (`gettid`). Cheap: the trivial task.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export const tid: Task<number> = make("tid")
 
@@ -76,6 +81,7 @@ export const tid: Task<number> = make("tid")
  * is never joined by the thread itself (see the docs), so `time` shows the thread's own.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export const identify: Task<ThreadIdentity> = make("identify")
 
@@ -83,6 +89,7 @@ export const identify: Task<ThreadIdentity> = make("identify")
  * Options of {@link exec}.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExecOptions {
   /** Working directory, resolved in the set's mount namespace. */
@@ -110,6 +117,7 @@ export const defaultMaxBytes = 16 * 1024 * 1024
  * How a command ended, with everything it printed.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExecResult {
   /** The exit code, or `null` when a signal ended the command. */
@@ -134,8 +142,11 @@ export interface ExecResult {
  * unbounded output, `NamespaceSet.spawn` streams.
  *
  * @since 0.1.0
+ * @category tasks
  * @example
  * ```ts
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * const links = NamespaceSet.run(set, Task.exec("ip", ["-o", "link"]))
  * ```
  */
@@ -157,6 +168,7 @@ export const exec = (
  * Options of {@link readFile}.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export interface ReadFileOptions {
   /**
@@ -189,6 +201,7 @@ export const readFile = (
  * with `InvalidOptions`; files of `/proc` and `/sys` are regular.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export const writeFile = (
   path: string,
@@ -205,6 +218,7 @@ export const writeFile = (
  * The hostname of the set's UTS namespace.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export const hostname: Task<string> = make("hostname")
 
@@ -213,6 +227,7 @@ export const hostname: Task<string> = make("hostname")
  * this sets the host's hostname.
  *
  * @since 0.1.0
+ * @category tasks
  */
 export const setHostname = (name: string): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("setHostname", { name })
@@ -221,6 +236,7 @@ export const setHostname = (name: string): Task<void, InvalidOptions | SystemErr
  * What a module task's function receives as its second argument.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ModuleTaskContext {
   /** The pinned thread's tid. */
@@ -248,8 +264,12 @@ export interface ModuleTaskContext {
  * into other namespaces is dropped.
  *
  * @since 0.1.0
+ * @category tasks
  * @example
  * ```ts
+ * import * as fs from "node:fs"
+ * import { NamespaceSet, Task } from "gonso"
+ *
  * // tasks.ts
  * export const interfaces = (_: void) => fs.readdirSync("/sys/class/net")
  * // main.ts

@@ -12,6 +12,7 @@ const expected: Record<string, RegExp> = {
   "persist-netns.ts": /same namespace by name: true/,
   "join-process.ts": /is on host far-away/,
   "introspect.ts": /the new user namespace was created by uid 0/,
+  "observability.ts": /span NamespaceSet\.run \d+µs .*"gonso\.task":"setHostname"[\s\S]*metric gonso_pinned_threads_dropped_total \{"reason":"no-restore"\} \{"count":1/,
   "pool.ts": /test 3 in net:\[\d+\]: lo UNKNOWN 127\.0\.0\.1\/8/,
   "time-namespace.ts": /uptime inside: /,
   "two-hosts.ts": /from the client's namespace: hello from server, you are 169\.254\.77\.2/

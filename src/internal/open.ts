@@ -19,6 +19,7 @@ import {
   type SystemError
 } from "../NamespaceError.ts"
 import * as libc from "./libc.ts"
+import { traced } from "./observe.ts"
 import type { Member } from "./protocol.ts"
 import { adopt, attempt, type NamespaceSet, type Parts } from "./set.ts"
 import { fromSyscall } from "./wire.ts"
@@ -84,7 +85,7 @@ export const open = (
   paths: ReadonlyArray<readonly [NamespaceKind, string]>,
   pid?: number
 ): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
-  adopt(attempt<Parts, OpenError>(() => {
+  traced(operation, () => ({ "gonso.kinds": paths.map(([kind]) => kind), ...(pid === undefined ? {} : { "gonso.pid": pid }) }), adopt(attempt<Parts, OpenError>(() => {
     const pidfd = pid === undefined ? undefined : openPidfd(operation, pid)
     const members: Array<Member> = []
     try {
@@ -96,7 +97,7 @@ export const open = (
       if (pidfd !== undefined) libc.close(pidfd.fd)
       throw error instanceof libc.SyscallFailure ? fromSyscall(error, operation, pid === undefined ? {} : { pid }) : error
     }
-  }))
+  })))
 
 /**
  * A pidfd for `pid`, so that a thread can join all of the process's kinds with one `setns`

@@ -13,6 +13,7 @@ import { SetClosed, UserNamespaceNotEnterable } from "../NamespaceError.ts"
 import { PinnedThreads } from "../PinnedThreads.ts"
 import * as libc from "./libc.ts"
 import { exclusiveOperations, type Member, type Response, type SetRef, type TaskSpec } from "./protocol.ts"
+import { annotateTid, gaugeSources, traceRun } from "./observe.ts"
 import { pools, type ThreadPool } from "./thread.ts"
 import { specProblem } from "./validate.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
@@ -32,6 +33,10 @@ export interface NamespaceSet extends Pipeable {
 
 /** The inits alive in this process, killed when it exits even if their sets were never closed. */
 const liveInits = new Set<Init>()
+/** Sets whose fds are open, and inits alive: read by the metrics (see `observe.ts`). */
+let openSets = 0
+gaugeSources.setsOpen = () => openSets
+gaugeSources.initsAlive = () => liveInits.size
 process.once("exit", () => {
   for (const init of liveInits) {
     try {
@@ -101,6 +106,7 @@ export class SetImpl implements NamespaceSet {
     const byKind = new Map(members.map((member) => [member.kind, member]))
     this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
     this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
+    openSets++
   }
   pipe() {
     return pipeArguments(this, arguments)
@@ -150,6 +156,7 @@ export class SetImpl implements NamespaceSet {
     if (this.users === 0) this.closeFds()
   }
   private closeFds() {
+    openSets--
     for (const member of this.members.values()) libc.close(member.fd)
     for (const init of this.inits) init.release()
     if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
@@ -289,6 +296,14 @@ export const runSpec = <A, E>(
   set: NamespaceSet,
   task: TaskSpec,
   restore: boolean
+): Effect.Effect<A, E | EnterError, PinnedThreads> =>
+  traceRun(operation, set, () => impl(set).members.values(), task, restore, runOnThread<A, E>(operation, set, task, restore))
+
+const runOnThread = <A, E>(
+  operation: string,
+  set: NamespaceSet,
+  task: TaskSpec,
+  restore: boolean
 ): Effect.Effect<A, E | EnterError, PinnedThreads> => {
   // Strings that would reach libc cut short are refused before anything is sent. Every operation
   // with strings declares InvalidOptions among its errors `E`.
@@ -309,7 +324,10 @@ export const runSpec = <A, E>(
         const ref = setRef(set, enter)
         return Effect.scoped(Effect.flatMap(pool.lease, (thread) =>
           Effect.flatMap(
-            pool.call(thread, restore ? { operation, set: ref, task, leave: true } : { operation, set: ref, task, drop: true }),
+            Effect.andThen(
+              annotateTid(thread.tid),
+              pool.call(thread, restore ? { operation, set: ref, task, leave: true } : { operation, set: ref, task, drop: true })
+            ),
             outcomeOf<A, E>
           )))
       })))

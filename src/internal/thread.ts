@@ -63,12 +63,15 @@ const strippedSources = (() => {
   }
 })()
 
-/** Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself does. */
+/**
+ * Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself
+ * does. `"strip"` (the worker's sources are erasable TypeScript): Node 26 has no other mode.
+ */
 const strip = (code: string): string => {
   const emitWarning = process.emitWarning
   process.emitWarning = () => {}
   try {
-    return stripTypeScriptTypes(code, { mode: "transform" })
+    return stripTypeScriptTypes(code, { mode: "strip" })
   } finally {
     process.emitWarning = emitWarning
   }
@@ -107,7 +110,18 @@ export interface Limits {
   readonly min: number
   readonly max: number
   readonly idleTimeToLiveMs: number
+  /** Told of each thread's start, drop and retirement (metrics, logs); must not throw. */
+  readonly report?: ((event: PoolEvent) => void) | undefined
+  /** Told how long each request took, from posting to its answer, in microseconds; must not throw. */
+  readonly latency?: ((operation: string, micros: number) => void) | undefined
 }
+
+/** A moment in a thread's life, as the pool reports it to whoever observes it. */
+export type PoolEvent =
+  | { readonly type: "spawned"; readonly tid: number; readonly reason: "min" | "demand" | "replacement" }
+  | { readonly type: "startFailed"; readonly reason: string }
+  | { readonly type: "dropped"; readonly tid: number; readonly reason: string }
+  | { readonly type: "retired"; readonly tid: number; readonly reason: "idle" | "shutdown" }
 
 
 type Settle = (result: Response | ThreadFailure | PayloadTooLarge | InvalidOptions) => void
@@ -495,7 +509,7 @@ export class ThreadPool {
   constructor(limits: Limits) {
     this.limits = limits
     this.sharedLimit = Math.max(1, Math.min(limits.max, os.availableParallelism() - 1))
-    for (let i = 0; i < limits.min; i++) this.start()
+    for (let i = 0; i < limits.min; i++) this.start("min")
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1_000, limits.idleTimeToLiveMs / 2)))
     this.sweeper.unref()
   }
@@ -523,6 +537,8 @@ export class ThreadPool {
    */
   post(request: Request, key: number, json: string | undefined, settle: Settle): () => boolean {
     let settled = false
+    const latency = this.limits.latency
+    const start = latency === undefined ? 0 : performance.now()
     const pending: Pending = {
       request,
       json,
@@ -531,6 +547,7 @@ export class ThreadPool {
       settle: (result) => {
         if (settled) return
         settled = true
+        if (latency !== undefined) latency(request.operation, (performance.now() - start) * 1_000)
         settle(result)
       }
     }
@@ -680,19 +697,25 @@ export class ThreadPool {
     if (this.threads.size + this.starting < this.limits.max) this.start()
   }
 
-  private start(): void {
+  private start(reason: "min" | "demand" | "replacement" = "demand"): void {
     if (this.closed) return
     this.starting++
     startThread(this).then(
       (thread) => {
         this.starting--
-        if (this.closed) return void this.stop(thread)
+        if (this.closed) {
+          // Out of the pool from birth: its exit is the shutdown's, not a drop.
+          thread.gone = true
+          return void this.stop(thread)
+        }
         this.counters.spawned++
         this.threads.add(thread)
+        this.limits.report?.({ type: "spawned", tid: thread.tid, reason })
         this.idle(thread)
       },
       (reason: string) => {
         this.starting--
+        this.limits.report?.({ type: "startFailed", reason })
         // With no thread alive or coming, nobody waiting would ever be served: they fail.
         if (this.threads.size === 0 && this.starting === 0) {
           const failure = new ThreadFailure({ reason })
@@ -714,15 +737,16 @@ export class ThreadPool {
     if (thread.gone) return Promise.resolve()
     thread.dropReason ??= reason
     this.counters.dropped++
-    return this.remove(thread)
+    this.limits.report?.({ type: "dropped", tid: thread.tid, reason: thread.dropReason })
+    return this.remove(thread, "replacement")
   }
 
-  private remove(thread: PinnedThread): Promise<void> {
+  private remove(thread: PinnedThread, replacement: "demand" | "replacement" = "demand"): Promise<void> {
     thread.gone = true
     this.threads.delete(thread)
     const stopped = this.stop(thread)
     if (!this.closed && (this.threads.size + this.starting < this.limits.min || this.waitingLeases.length + this.waitingShared.length > 0)) {
-      this.start()
+      this.start(this.threads.size + this.starting < this.limits.min ? replacement : "demand")
     }
     return stopped
   }
@@ -740,6 +764,7 @@ export class ThreadPool {
       if (this.threads.size <= this.limits.min) return
       if (thread.usable && !thread.leased && thread.load === 0 && now - thread.idleSince >= this.limits.idleTimeToLiveMs) {
         this.counters.retired++
+        this.limits.report?.({ type: "retired", tid: thread.tid, reason: "idle" })
         void this.remove(thread)
       }
     }
@@ -759,6 +784,7 @@ export class ThreadPool {
     this.waitingShared = []
     for (const thread of this.threads) {
       this.counters.retired++
+      this.limits.report?.({ type: "retired", tid: thread.tid, reason: "shutdown" })
       thread.gone = true
       thread.dropReason ??= "the PinnedThreads layer is closed"
       void this.stop(thread)
@@ -779,6 +805,8 @@ export class ThreadPool {
       if (!thread.usable) {
         return resume(Effect.fail(new ThreadFailure({ reason: thread.dropReason ?? "the thread is gone", tid: thread.tid })))
       }
+      const latency = this.limits.latency
+      const start = latency === undefined ? 0 : performance.now()
       const pending: Pending = {
         request,
         key: request.set?.key ?? thread.lastKey,
@@ -787,6 +815,7 @@ export class ThreadPool {
         settle: (result) => {
           if (pending.abandoned) return
           pending.abandoned = true
+          if (latency !== undefined) latency(request.operation, (performance.now() - start) * 1_000)
           resume("_tag" in result ? Effect.fail(result as CallError) : Effect.succeed(result))
         }
       }
