@@ -256,7 +256,20 @@ const spawn = (args: Operations["spawn"]["args"]): number => {
     const start = () => libc.spawn({ file: line.file, argv: [line.file, ...line.argv], env: args.env, stdio: args.stdio, cwd: line.cwd })
     return line.insideMount ? state.atBaselineMount(start) : start()
   } catch (error) {
-    if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES")) {
+    if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES" || error.errno === "ENOTDIR")) {
+      // posix_spawn reports a working directory it could not enter with the same errno as a
+      // missing command: look at the directory (from where the child would have started) to say which.
+      if (args.cwd !== undefined && line.cwd !== undefined && !line.insideMount) {
+        let problem: string | undefined
+        try {
+          if (!fs.statSync(args.cwd).isDirectory()) problem = "ENOTDIR"
+        } catch (statError) {
+          problem = (statError as NodeJS.ErrnoException).code ?? error.errno
+        }
+        if (problem !== undefined) {
+          throw { ...syscallError(args.operation, new libc.SyscallFailure("chdir", problem === "ENOTDIR" ? 20 : problem === "EACCES" ? 13 : 2)), path: args.cwd } satisfies WireError
+        }
+      }
       throw { _tag: "CommandNotFound", command: line.file, errno: error.errno } satisfies WireError
     }
     // The kernel refuses every new process in a pid namespace whose init has exited, with ENOMEM.
