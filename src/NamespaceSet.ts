@@ -44,7 +44,8 @@ import {
   InvalidOptions,
   UnsupportedKind,
   type PayloadTooLarge,
-  type NetworkError
+  type NetworkError,
+  type PathRefused
 } from "./NamespaceError.ts"
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
@@ -611,7 +612,7 @@ export const persistNetns: {
  * @since 0.1.0
  * @category constructors
  */
-export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName, Scope.Scope> =>
+export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName | PathRefused, Scope.Scope> =>
   Mount.fromNetnsName(name)
 
 // ---------------------------------------------------------------------------------------------

@@ -46,6 +46,21 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("p
         const invalid = yield* Effect.flip(Effect.scoped(NamespaceSet.fromNetnsName("../etc")))
         assert.strictEqual(invalid._tag, "InvalidOptions")
       }))
+
+    it.effect("a name that is a symbolic link is refused, not followed", () =>
+      Effect.gen(function*() {
+        const madeDir = !fs.existsSync("/run/netns")
+        if (madeDir) fs.mkdirSync("/run/netns", { mode: 0o755 })
+        const link = `/run/netns/gonso-link-${process.pid}`
+        fs.symlinkSync("/proc/self/ns/net", link)
+        try {
+          const refused = yield* Effect.flip(Effect.scoped(NamespaceSet.fromNetnsName(`gonso-link-${process.pid}`)))
+          assert.strictEqual(refused._tag, "PathRefused")
+        } finally {
+          fs.rmSync(link)
+          if (madeDir) fs.rmdirSync("/run/netns")
+        }
+      }))
   })
 
   describe("mount", () => {

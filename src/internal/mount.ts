@@ -22,7 +22,7 @@ import type { MountOptions } from "../NamespaceSet.ts"
 import type { PinnedThreads } from "../PinnedThreads.ts"
 import * as libc from "./libc.ts"
 import * as validate from "./validate.ts"
-import { open, type OpenError } from "./open.ts"
+import { openNoFollow, type OpenError } from "./open.ts"
 import * as persist from "./persist.ts"
 import type { TaskSpec, WireError } from "./protocol.ts"
 import { attempt, type EnterError, impl, type NamespaceSet, runSpec, withMembers } from "./set.ts"
@@ -184,12 +184,13 @@ export const persistNetns = (
 
 export const fromNetnsName = (
   name: string
-): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName, Scope.Scope> => {
+): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName | PathRefused, Scope.Scope> => {
   const operation = "NamespaceSet.fromNetnsName"
   const invalid = validNetnsName(operation, name)
   if (invalid !== undefined) return Effect.fail(invalid)
   const path = `${persist.NETNS_DIR}/${name}`
-  return open(operation, [["net", path]]).pipe(
+  // A name is never a symbolic link that root would follow elsewhere.
+  return openNoFollow(operation, [["net", path]]).pipe(
     Effect.catchTag("NotANamespace", (error) =>
       Effect.fail(persist.isStaleName(path) ? new StaleNetnsName({ operation, name, path }) : error))
   )

@@ -9,6 +9,7 @@ import { Effect, type Scope } from "effect"
 import * as Kind from "../NamespaceKind.ts"
 import type { NamespaceKind } from "../NamespaceKind.ts"
 import {
+  PathRefused,
   InvalidKind,
   KindMismatch,
   KindNotInSet,
@@ -39,12 +40,13 @@ export const validKinds = (operation: string, kinds: ReadonlyArray<unknown>): Re
 const O_NONBLOCK = 0o4000
 const O_NOCTTY = 0o400
 
-export const openMember = (operation: string, kind: NamespaceKind, path: string, pid?: number): Member => {
+export const openMember = (operation: string, kind: NamespaceKind, path: string, pid?: number, noFollow = false): Member => {
   let fd: number
   try {
-    fd = libc.open(path, O_NONBLOCK | O_NOCTTY)
+    fd = libc.open(path, O_NONBLOCK | O_NOCTTY | (noFollow ? libc.O_NOFOLLOW : 0))
   } catch (error) {
     if (!(error instanceof libc.SyscallFailure)) throw error
+    if (noFollow && error.errno === "ELOOP") throw new PathRefused({ operation, path, reason: "it is a symbolic link" })
     if (pid !== undefined && (error.errno === "ESRCH" || !fs.existsSync(`/proc/${pid}`))) {
       throw new ProcessNotFound({ operation, pid })
     }
@@ -84,12 +86,25 @@ export const open = (
   operation: string,
   paths: ReadonlyArray<readonly [NamespaceKind, string]>,
   pid?: number
-): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> =>
+): Effect.Effect<NamespaceSet, OpenError, Scope.Scope> => openWith(operation, paths, pid, false) as Effect.Effect<NamespaceSet, OpenError, Scope.Scope>
+
+/** {@link open}, refusing a path that is a symbolic link (`PathRefused`) instead of following it. */
+export const openNoFollow = (
+  operation: string,
+  paths: ReadonlyArray<readonly [NamespaceKind, string]>
+): Effect.Effect<NamespaceSet, OpenError | PathRefused, Scope.Scope> => openWith(operation, paths, undefined, true)
+
+const openWith = (
+  operation: string,
+  paths: ReadonlyArray<readonly [NamespaceKind, string]>,
+  pid: number | undefined,
+  noFollow: boolean
+): Effect.Effect<NamespaceSet, OpenError | PathRefused, Scope.Scope> =>
   traced(operation, () => ({ "gonso.kinds": paths.map(([kind]) => kind), ...(pid === undefined ? {} : { "gonso.pid": pid }) }), adopt(attempt<Parts, OpenError>(() => {
     const pidfd = pid === undefined ? undefined : openPidfd(operation, pid)
     const members: Array<Member> = []
     try {
-      for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid))
+      for (const [kind, path] of paths) members.push(openMember(operation, kind, path, pid, noFollow))
       if (pidfd !== undefined && !libc.pidfdAlive(pidfd.fd)) throw new ProcessNotFound({ operation, pid: pidfd.pid })
       return { members, pidfd }
     } catch (error) {
