@@ -23,6 +23,14 @@ export const REQUEST = 1
 export const RESPONSE = 2
 /** Written by the main side over whatever state there was, so that a parked thread wakes. */
 const CANCELLED = 3
+/**
+ * Written by the pinned thread when it takes up a batch: a batch still in REQUEST when its thread
+ * dies was never served, and can be sent to another thread.
+ */
+export const SERVING = 4
+
+/** Whether a batch in this state is still to be answered. */
+export const pending = (state: number): boolean => state === REQUEST || state === SERVING
 
 // Each slot's control words: state, length, format.
 const STATE = 0
@@ -168,26 +176,6 @@ export const cancel = (channel: Channel, busy: ReadonlyArray<Slot> = []): void =
 }
 
 /**
- * Polls the slot's state for up to `micros` while it equals `busy`; returns the last state seen.
- * A sleeping thread is woken by a futex wake, and on a virtual machine waking an idle vCPU can
- * take tens of microseconds, several times a whole round trip: polling briefly first keeps short
- * tasks and back-to-back requests off that path.
- */
-export const spin = (slot: Slot, busy: number, micros: number): number => {
-  const index = slot.base + STATE
-  let current = Atomics.load(slot.control, index)
-  if (current !== busy) return current
-  const deadline = performance.now() + micros / 1_000
-  do {
-    // A polling thread that holds its CPU may be keeping the very thread it waits for off it,
-    // when there are more runnable threads than cores: each turn offers the CPU away.
-    yieldCpu()
-    current = Atomics.load(slot.control, index)
-  } while (current === busy && performance.now() < deadline)
-  return current
-}
-
-/**
  * Blocks the calling (pinned) thread until the slot's state is REQUEST (then returns true) or the
  * main side has cancelled (then returns false). `beforeSleep` runs once, when the thread is about
  * to park: the moment to leave a set it lingered in.
@@ -217,9 +205,39 @@ export const awaitRequest = (channel: Channel, slot: Slot, lingerMicros: number,
   }
 }
 
-/** Resolves once the slot's state is no longer REQUEST, without blocking the event loop. */
+/** The pinned thread has taken up the slot's batch. */
+export const markServing = (slot: Slot): void => {
+  Atomics.store(slot.control, slot.base + STATE, SERVING)
+}
+
+/**
+ * Polls the slot's state for up to `micros` while its batch is still to be answered; returns the
+ * last state seen. A sleeping thread is woken by a futex wake, and on a virtual machine waking an
+ * idle vCPU can take tens of microseconds, several times a whole round trip: polling briefly first
+ * keeps short tasks off that path. A polling thread that holds its CPU may be keeping the very
+ * thread it waits for off it, when there are more runnable threads than cores: each turn offers
+ * the CPU away.
+ */
+export const spinWhilePending = (slot: Slot, micros: number): number => {
+  const index = slot.base + STATE
+  let current = Atomics.load(slot.control, index)
+  if (!pending(current)) return current
+  const deadline = performance.now() + micros / 1_000
+  do {
+    yieldCpu()
+    current = Atomics.load(slot.control, index)
+  } while (pending(current) && performance.now() < deadline)
+  return current
+}
+
+/**
+ * Resolves once the slot's state changes while its batch is still to be answered, without
+ * blocking the event loop; undefined when it is not (or no longer) pending.
+ */
 export const awaitResponseAsync = (slot: Slot): Promise<unknown> | undefined => {
-  const result = Atomics.waitAsync(slot.control, slot.base + STATE, REQUEST)
+  const current = Atomics.load(slot.control, slot.base + STATE)
+  if (!pending(current)) return undefined
+  const result = Atomics.waitAsync(slot.control, slot.base + STATE, current)
   return result.async ? result.value : undefined
 }
 

@@ -242,12 +242,15 @@ export class PinnedThread {
    */
   private failAll(reason: string): void {
     const failure = new ThreadFailure({ reason, tid: this.tid })
-    const inFlight = this.inFlight.flatMap((each) => each.batch)
+    // A batch the thread never took up (its slot still says REQUEST) was not served at all: it is
+    // sent elsewhere like a request never sent. One it took up may have run in part: it fails.
+    const served = this.inFlight.filter((each) => channel.state(each.slot) !== channel.REQUEST).flatMap((each) => each.batch)
+    const untouched = this.inFlight.filter((each) => channel.state(each.slot) === channel.REQUEST).flatMap((each) => each.batch)
     if (this.inFlight.length > 0) this.pool.inFlight -= this.inFlight.length
     this.inFlight = []
-    const unsent = this.queue
+    const unsent = [...untouched, ...this.queue]
     this.queue = []
-    for (const each of inFlight) each.settle(failure)
+    for (const each of served) each.settle(failure)
     for (const each of unsent) {
       if (each.leased === true) each.settle(failure)
       else this.pool.reroute(each)
@@ -337,7 +340,7 @@ export class PinnedThread {
     // never handed out on this stack, so no caller can run another's turn inside its own.
     const only = this.inFlight[0]
     if (only !== undefined && this.inFlight.length === 1 && only.batch.length === 1 && this.pool.inFlight === 1 && this.queue.length === 0 && !this.settling) {
-      if (channel.spin(only.slot, channel.REQUEST, MAIN_SPIN_MICROS) !== channel.REQUEST) return this.receive()
+      if (!channel.pending(channel.spinWhilePending(only.slot, MAIN_SPIN_MICROS))) return this.receive()
     }
     this.watching = true
     let started = performance.now()
@@ -347,7 +350,7 @@ export class PinnedThread {
         this.watching = false
         return
       }
-      if (channel.state(oldest.slot) !== channel.REQUEST) {
+      if (!channel.pending(channel.state(oldest.slot))) {
         this.watching = false
         return this.receive()
       }

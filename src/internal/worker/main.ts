@@ -149,6 +149,7 @@ const respond = (slot: channel.Slot, requests: ReadonlyArray<Request>, responses
 const serveBatch = (slot: channel.Slot): boolean => {
   const format = channel.formatOf(slot)
   const requests = channel.read(slot) as ReadonlyArray<Request>
+  channel.markServing(slot)
   const responses: Array<Response> = []
   for (const request of requests) {
     const outcome = start(request)
