@@ -102,6 +102,11 @@ const BATCH_MAX = 64
  * costs nobody anything, and a short task is answered within the window.
  */
 const MAIN_SPIN_MICROS = 40
+/**
+ * How long, at most, one turn of the event loop hands out answers and sends the requests they
+ * lead to before the loop gets a turn again.
+ */
+const DRIVE_MICROS = 200
 /** How long the main thread checks for an answer once per event-loop turn before it sleeps. */
 const POLL_MICROS = 2_000
 
@@ -333,7 +338,8 @@ export class PinnedThread {
    * the loop for a while, then by `Atomics.waitAsync`, which costs nothing while a long task runs.
    */
   private watch(): void {
-    if (this.watching) return
+    // While a turn of the loop is driving this thread's answers (see `drive`), it watches.
+    if (this.watching || this.driving) return
     // A single request is in flight in the whole pool, and nobody is waiting to send: polling
     // synchronously for a moment holds nobody up, and a short task is answered within it. Its
     // answer then resumes only its own caller, which is the one polling: answers to others are
@@ -345,15 +351,12 @@ export class PinnedThread {
     this.watching = true
     let started = performance.now()
     const poll = () => {
+      this.watching = false
+      if (this.inFlight[0] === undefined) return
+      this.drive()
       const oldest = this.inFlight[0]
-      if (oldest === undefined) {
-        this.watching = false
-        return
-      }
-      if (!channel.pending(channel.state(oldest.slot))) {
-        this.watching = false
-        return this.receive()
-      }
+      if (oldest === undefined || this.watching) return
+      this.watching = true
       if (performance.now() - started < POLL_MICROS / 1_000) {
         // Polling holds a CPU: offer it away each turn, in case the thread that is to answer
         // waits for one.
@@ -362,10 +365,37 @@ export class PinnedThread {
       }
       const sleeping = channel.awaitResponseAsync(oldest.slot)
       started = performance.now()
-      if (sleeping === undefined) poll()
+      if (sleeping === undefined) setImmediate(poll)
       else void sleeping.then(poll)
     }
     setImmediate(poll)
+  }
+
+  /** Set while `drive` runs. */
+  private driving = false
+
+  /**
+   * From a turn of the event loop of its own (nothing of any caller on the stack), hands out
+   * answers as they come for up to DRIVE_MICROS: the callers it resumes send their next requests,
+   * which go out at once, and the next answer is usually there by the time they have. The thread
+   * and the main thread then work side by side without a turn of the loop between requests; past
+   * the window, the loop gets its turn.
+   */
+  private drive(): void {
+    const until = performance.now() + DRIVE_MICROS / 1_000
+    this.driving = true
+    try {
+      for (;;) {
+        const oldest = this.inFlight[0]
+        if (oldest === undefined) return
+        const left = (until - performance.now()) * 1_000
+        if (channel.pending(channel.spinWhilePending(oldest.slot, Math.max(0, left)))) return
+        this.receive()
+        if (!this.usable) return
+      }
+    } finally {
+      this.driving = false
+    }
   }
 
   private receive(): void {
