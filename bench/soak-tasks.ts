@@ -10,6 +10,7 @@
 import * as fs from "node:fs"
 import * as v8 from "node:v8"
 import { createRequire } from "node:module"
+import { childrenFile } from "../src/NamespaceKind.ts"
 
 const require = createRequire(import.meta.url)
 
@@ -18,22 +19,11 @@ interface Context {
   readonly taint: (reason?: string) => void
 }
 
-/** What `/proc/thread-self/ns` holds for each kind (pid and time: what children get). */
-const files: Record<string, string> = {
-  cgroup: "cgroup",
-  ipc: "ipc",
-  mnt: "mnt",
-  net: "net",
-  pid: "pid_for_children",
-  time: "time_for_children",
-  user: "user",
-  uts: "uts"
-}
 
 /** The thread's namespaces by the kernel, as `dev:ino` per kind. */
 const where = (): Record<string, string> => {
   const out: Record<string, string> = {}
-  for (const [kind, file] of Object.entries(files)) {
+  for (const [kind, file] of Object.entries(childrenFile)) {
     const stats = fs.statSync(`/proc/thread-self/ns/${file}`)
     out[kind] = `${stats.dev}:${stats.ino}`
   }
