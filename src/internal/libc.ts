@@ -192,8 +192,8 @@ const statBuffer = Buffer.alloc(256)
  * The device and inode of `path` relative to the directory `dirfd` (`fstatat(2)`): st_dev and
  * st_ino are the first two 64-bit fields of `struct stat` on x86_64 and arm64 alike.
  */
-export const identityAt = (dirfd: number, path: string): { readonly dev: number; readonly ino: number } => {
-  check("fstatat", c.fstatat(dirfd, cString("fstatat", path), statBuffer, 0))
+export const identityAt = (dirfd: number, path: string, flags = 0): { readonly dev: number; readonly ino: number } => {
+  check("fstatat", c.fstatat(dirfd, cString("fstatat", path), statBuffer, flags))
   return {
     dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
     ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
@@ -203,13 +203,7 @@ export const identityAt = (dirfd: number, path: string): { readonly dev: number;
 const AT_EMPTY_PATH = 0x1000
 
 /** The device and inode of the file `fd` refers to. */
-export const identityOfFd = (fd: number): { readonly dev: number; readonly ino: number } => {
-  check("fstatat", c.fstatat(fd, "", statBuffer, AT_EMPTY_PATH))
-  return {
-    dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
-    ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
-  }
-}
+export const identityOfFd = (fd: number): { readonly dev: number; readonly ino: number } => identityAt(fd, "", AT_EMPTY_PATH)
 
 const linkBuffer = Buffer.alloc(4096)
 
