@@ -68,20 +68,25 @@ export const agent = (
   set: NamespaceSet,
   options: http.AgentOptions = {}
 ): Effect.Effect<http.Agent, never, PinnedThreads | Scope.Scope> =>
-  Effect.gen(function*() {
-    const run = Effect.runCallbackWith(yield* Effect.context<PinnedThreads>())
-    class NamespacedAgent extends http.Agent {
+  scopedAgent((run) =>
+    new (class NamespacedAgent extends http.Agent {
       // Node's Agent accepts a socket through the callback when createConnection returns nothing.
       override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
         connectInside(set, run, connectOptions, 80, (error, socket) => callback?.(error, socket))
         return undefined
       }
-    }
-    return yield* Effect.acquireRelease(
-      Effect.sync(() => new NamespacedAgent(options)),
+    })(options)
+  )
+
+/** An agent made with the current services (to make its sockets in a set), destroyed with the Scope. */
+const scopedAgent = <A extends http.Agent>(
+  make: (run: ReturnType<typeof Effect.runCallbackWith<PinnedThreads>>) => A
+): Effect.Effect<A, never, PinnedThreads | Scope.Scope> =>
+  Effect.flatMap(Effect.context<PinnedThreads>(), (context) =>
+    Effect.acquireRelease(
+      Effect.sync(() => make(Effect.runCallbackWith(context))),
       (agent) => Effect.sync(() => agent.destroy())
-    )
-  })
+    ))
 
 /**
  * A Node `https.Agent` whose connections are TCP sockets created in the set's network namespace,
@@ -102,9 +107,8 @@ export const httpsAgent = (
   set: NamespaceSet,
   options: https.AgentOptions = {}
 ): Effect.Effect<https.Agent, never, PinnedThreads | Scope.Scope> =>
-  Effect.gen(function*() {
-    const run = Effect.runCallbackWith(yield* Effect.context<PinnedThreads>())
-    class NamespacedHttpsAgent extends https.Agent {
+  scopedAgent((run) =>
+    new (class NamespacedHttpsAgent extends https.Agent {
       override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
         connectInside(set, run, connectOptions, 443, (error, socket) => {
           if (error !== null) return callback?.(error, socket)
@@ -116,12 +120,8 @@ export const httpsAgent = (
         })
         return undefined
       }
-    }
-    return yield* Effect.acquireRelease(
-      Effect.sync(() => new NamespacedHttpsAgent(options)),
-      (agent) => Effect.sync(() => agent.destroy())
-    )
-  })
+    })(options)
+  )
 
 /**
  * Effect's `HttpClient` (Node's `http` implementation) with every connection made inside the set's

@@ -256,25 +256,40 @@ export class PinnedThread {
     const unsent = [...untouched, ...this.queue]
     this.queue = []
     for (const each of served) each.settle(failure)
-    for (const each of unsent) {
+    this.sendElsewhere(unsent, failure)
+  }
+
+  /** Requests this thread will not serve: to another thread, or, if they belong to a lease here, failed. */
+  private sendElsewhere(pendings: ReadonlyArray<Pending>, failure: ThreadFailure): void {
+    for (const each of pendings) {
       if (each.leased === true) each.settle(failure)
       else this.pool.reroute(each)
     }
   }
 
+  /** The oldest batch, with its answers, once the thread has written them. */
+  private takeAnswered(): { readonly batch: Array<Pending>; readonly responses: ReadonlyArray<Response> } | undefined {
+    const oldest = this.inFlight[0]
+    if (oldest === undefined || channel.state(oldest.slot) !== channel.RESPONSE) return undefined
+    this.inFlight.shift()
+    this.pool.inFlight--
+    return { batch: oldest.batch, responses: channel.read(oldest.slot) as ReadonlyArray<Response> }
+  }
+
+  /**
+   * Gives a request its answer; one the thread did not serve because it stopped being reusable
+   * before its turn (another caller's request made it so) goes to another thread instead.
+   */
+  private hand(pending: Pending, response: Response): void {
+    if (response.unserved === true && pending.leased !== true) this.pool.reroute(pending)
+    else pending.settle(response)
+  }
+
   /** Hands out the answers the thread has written, oldest first, up to the first not written. */
   private collect(): void {
-    for (;;) {
-      const oldest = this.inFlight[0]
-      if (oldest === undefined || channel.state(oldest.slot) !== channel.RESPONSE) return
-      this.inFlight.shift()
-      this.pool.inFlight--
-      const responses = channel.read(oldest.slot) as ReadonlyArray<Response>
-      oldest.batch.forEach((pending, i) => {
-        const response = responses[i]!
-        if (response.unserved === true && pending.leased !== true) this.pool.reroute(pending)
-        else pending.settle(response)
-      })
+    for (let answered = this.takeAnswered(); answered !== undefined; answered = this.takeAnswered()) {
+      const { batch, responses } = answered
+      batch.forEach((pending, i) => this.hand(pending, responses[i]!))
     }
   }
 
@@ -399,12 +414,9 @@ export class PinnedThread {
   }
 
   private receive(): void {
-    const oldest = this.inFlight[0]
-    if (oldest === undefined || channel.state(oldest.slot) !== channel.RESPONSE) return
-    this.inFlight.shift()
-    this.pool.inFlight--
-    const { batch, slot } = oldest
-    const responses = channel.read(slot) as ReadonlyArray<Response>
+    const answered = this.takeAnswered()
+    if (answered === undefined) return
+    const { batch, responses } = answered
     for (const response of responses) if (response.unclean !== undefined) this.dropReason ??= response.unclean
     // The drop is decided before any caller resumes: a caller that reads the stats next, or sends
     // its next request, finds the thread already out of the pool.
@@ -413,14 +425,7 @@ export class PinnedThread {
     // resume, nobody may block the others' turn.
     this.settling = batch.length > 1
     try {
-      for (let i = 0; i < batch.length; i++) {
-        const pending = batch[i]!
-        const response = responses[i]!
-        // Not served because the thread stopped being reusable before its turn (another caller's
-        // request made it so): it goes to another thread, unless it belongs to a lease here.
-        if (response.unserved === true && pending.leased !== true) this.pool.reroute(pending)
-        else pending.settle(response)
-      }
+      for (let i = 0; i < batch.length; i++) this.hand(batch[i]!, responses[i]!)
     } finally {
       this.settling = false
     }
@@ -449,10 +454,7 @@ export class PinnedThread {
     this.collect()
     const unsent = this.queue
     this.queue = []
-    for (const each of unsent) {
-      if (each.leased === true) each.settle(new ThreadFailure({ reason: this.dropReason ?? "the thread was stopped", tid: this.tid }))
-      else this.pool.reroute(each)
-    }
+    this.sendElsewhere(unsent, new ThreadFailure({ reason: this.dropReason ?? "the thread was stopped", tid: this.tid }))
     if (!this.exited) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CANCEL_GRACE_MS)

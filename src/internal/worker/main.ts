@@ -90,8 +90,10 @@ const start = (request: Request): Outcome | Promise<Outcome> => {
 /** Settles what the request leaves behind, and the response that reports it. */
 const finish = (request: Request, outcome: Outcome): Response => {
   const op = request.task?.op
-  if (op === "module") state.verifyAfterUserCode()
-  if (request.leave === true || (op !== undefined && moving.has(op))) {
+  const leaving = request.leave === true || (op !== undefined && moving.has(op))
+  // After user code every namespace is checked: here if the thread stays, else by `leave`.
+  if (op === "module" && !leaving) state.verifyAfterUserCode()
+  if (leaving) {
     state.leave()
     if (request.leave === true) held = false
   }
