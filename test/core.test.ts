@@ -110,6 +110,7 @@ layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("p
         const isolated = yield* NamespaceSet.unshareCurrent(["net"])
         const expected = yield* NamespaceSet.id(isolated, "net")
         const before = yield* PinnedThreads.stats
+        const tid = yield* NamespaceSet.run(isolated, Task.tid)
         for (let round = 0; round < 50; round++) {
           const fibers = yield* Effect.forEach(
             Array.from({ length: 8 }, () => 0),
@@ -124,6 +125,9 @@ layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("p
           }
         }
         assert.strictEqual((yield* PinnedThreads.stats).dropped, before.dropped)
+        // The kernel still lists the same thread, and it still serves.
+        assert.isTrue(fs.existsSync(`/proc/self/task/${tid}`))
+        assert.strictEqual(yield* NamespaceSet.run(isolated, Task.tid), tid)
       }))
   })
 })
