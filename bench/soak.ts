@@ -577,7 +577,15 @@ const mix: Record<string, { weight: number; op: Op }> = {
       // A mount namespace cannot be mounted in itself, nor in one older than it: sets without one.
       const { set } = pickOne(gen.shared.slice(1).filter((shared) => !NamespaceSet.kinds(shared.set).includes("mnt")))
       const dir = `${scratch}/mount-${++counter}`
-      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          try {
+            fs.rmSync(dir, { recursive: true, force: true })
+          } catch {
+            // Out of fds while the limit is lowered (a fault of the soak's own): the scratch
+            // directory is removed whole at the end.
+          }
+        }))
       if (random() < 0.5) {
         // In this process's own (private) mount namespace: read back from the main thread.
         yield* NamespaceSet.mountScoped(set, dir)

@@ -544,6 +544,9 @@ export class ThreadPool {
   constructor(limits: Limits) {
     this.limits = limits
     this.sharedLimit = Math.max(1, Math.min(limits.max, os.availableParallelism() - 1))
+    // Read the thread's sources now, with the privileges the program has while it builds the
+    // layer: a program that drops them later may no longer read its own files.
+    if (extension === ".ts") strippedSources()
     for (let i = 0; i < limits.min; i++) this.start("min")
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1_000, limits.idleTimeToLiveMs / 2)))
     this.sweeper.unref()
