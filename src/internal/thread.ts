@@ -801,9 +801,12 @@ export class ThreadPool {
     for (const thread of this.threads) {
       if (this.threads.size <= this.limits.min) return
       if (thread.usable && !thread.leased && thread.load === 0 && now - thread.idleSince >= this.limits.idleTimeToLiveMs) {
-        this.counters.retired++
-        this.limits.report?.({ type: "retired", tid: thread.tid, reason: "idle" })
-        void this.remove(thread)
+        // Counted once the thread is gone, like a drop that a caller waits for: a retired thread
+        // in the counts is one the kernel no longer lists.
+        void this.remove(thread).finally(() => {
+          this.counters.retired++
+          this.limits.report?.({ type: "retired", tid: thread.tid, reason: "idle" })
+        })
       }
     }
   }
