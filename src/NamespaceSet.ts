@@ -98,6 +98,22 @@ export { spawn } from "./NamespacedProcess.ts"
  */
 export { isNamespaceSet, type NamespaceSet }
 
+/**
+ * The errors of opening a set from paths, pids, pidfds or the current thread.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type { OpenError } from "./internal/open.ts"
+
+/**
+ * The errors of mounting, persisting and unmounting namespaces.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type { MountError } from "./internal/mount.ts"
+
 /** Whether a dual function was called data-first (its first argument is a set), for `dual`. */
 const setFirst = (args: IArguments): boolean => isNamespaceSet(args[0])
 
@@ -286,7 +302,14 @@ export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.ki
 // Introspection
 // ---------------------------------------------------------------------------------------------
 
-type RelativeError = SetClosed | KindNotInSet | InvalidKind | UnsupportedKind | PermissionDenied | SystemError
+/**
+ * The errors of {@link parent} and {@link owner}: the set or kind refused, or the kernel's answer
+ * to `NS_GET_PARENT` / `NS_GET_USERNS`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RelativeError = SetClosed | KindNotInSet | InvalidKind | UnsupportedKind | PermissionDenied | SystemError
 
 const relative = (
   operation: string,
@@ -667,7 +690,14 @@ export interface UnshareOptions {
   readonly loopback?: "up" | undefined
 }
 
-type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions | CommandNotFound | NetworkError | KindNotInSet
+/**
+ * The errors of {@link unshare} and the operations built on it: entering the set, bad kinds or
+ * options, a missing util-linux `unshare` for time offsets, or bringing `lo` up.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnshareError = EnterError | InvalidKind | UnsupportedKind | InvalidOptions | CommandNotFound | NetworkError | KindNotInSet
 
 const validMap = (name: string, map: ReadonlyArray<IdMapping> | undefined): string | undefined => {
   if (map === undefined) return undefined

@@ -28,6 +28,12 @@ import type { TaskSpec, WireError } from "./protocol.ts"
 import { attempt, type EnterError, impl, type NamespaceSet, runSpec, withMembers } from "./set.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
 
+/**
+ * The errors of mounting, persisting and unmounting namespaces.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type MountError =
   | SetClosed
   | KindNotInSet

@@ -25,6 +25,12 @@ import type { Member } from "./protocol.ts"
 import { adopt, attempt, type NamespaceSet, type Parts } from "./set.ts"
 import { fromSyscall } from "./wire.ts"
 
+/**
+ * The errors of opening a set from paths, pids, pidfds or the current thread.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type OpenError = InvalidKind | NotANamespace | KindMismatch | NamespaceNotFound | ProcessNotFound | PermissionDenied | SystemError
 
 /** The kinds without repeats, in the order given; throws `InvalidKind` for a string that is none. */
