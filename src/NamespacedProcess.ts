@@ -384,6 +384,7 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
       const node = yield* ChildProcessSpawner.ChildProcessSpawner
       const fds = yield* duplicateFds(set)
       const joins = nsenterOptions(Object.entries(fds).map(([kind, fd]) => ({ kind: kind as Kind.NamespaceKind, fd: fd! })))
+      const joinsMount = fds.mnt !== undefined
       const inside = (command: ChildProcess.Command): ChildProcess.Command => {
         if (ChildProcess.isPipedCommand(command)) {
           return ChildProcess.pipeTo(inside(command.left), inside(command.right), command.options)
@@ -393,7 +394,11 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
         const argv = shell === undefined || shell === false
           ? words
           : [typeof shell === "string" ? shell : "/bin/sh", "-c", words.join(" ")]
-        return ChildProcess.make("nsenter", [...joins, ...(cwd === undefined ? [] : [`--wd=${cwd}`]), "--", ...argv], options)
+        // Joining a mount namespace moves nsenter to its root, so a working directory there is
+        // set once inside (`--wdns`); without one, the directory is the host's and the child's.
+        return cwd !== undefined && joinsMount
+          ? ChildProcess.make("nsenter", [...joins, `--wdns=${cwd}`, "--", ...argv], options)
+          : ChildProcess.make("nsenter", [...joins, "--", ...argv], cwd === undefined ? options : { ...options, cwd })
       }
       return ChildProcessSpawner.make((command) => node.spawn(inside(command)))
     })

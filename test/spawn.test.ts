@@ -1,4 +1,6 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
@@ -145,5 +147,22 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("N
       assert.deepStrictEqual((yield* output(piped)).trim().split("\n"), [yield* NamespaceSet.id(set, "uts"), "spawner-box"])
       // A shell command's shell runs inside, in the set's mount namespace's /tmp.
       assert.strictEqual((yield* output(ChildProcess.make("hostname && pwd", { shell: true, cwd: "/tmp" }))).trim(), "spawner-box\n/tmp")
+      // A working directory is resolved in the set's mount namespace: one that exists only on a
+      // tmpfs mounted inside it.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-spawner-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      yield* NamespaceSet.run(set, Task.exec("sh", ["-c", `mount -t tmpfs gonso-spawner ${dir} && mkdir ${dir}/only-inside`]))
+      assert.isFalse(fs.existsSync(`${dir}/only-inside`))
+      assert.strictEqual((yield* output(ChildProcess.make("pwd", { cwd: `${dir}/only-inside` }))).trim(), `${dir}/only-inside`)
+    }))
+
+  it.effect("without a mount namespace in the set, a working directory is the host's", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.unshareCurrent(["uts"])
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-spawner-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const output = yield* Effect.flatMap(ChildProcessSpawner.ChildProcessSpawner, (spawner) =>
+        spawner.string(ChildProcess.make("sh", ["-c", "pwd; readlink /proc/self/ns/uts"], { cwd: dir }))).pipe(Effect.provide(NamespacedProcess.layerSpawner(set)))
+      assert.deepStrictEqual(output.trim().split("\n"), [dir, yield* NamespaceSet.id(set, "uts")])
     }))
 })
