@@ -17,6 +17,13 @@ export type NamespaceKind = "cgroup" | "ipc" | "mnt" | "net" | "pid" | "time" | 
  *
  * @since 0.1.0
  * @category constants
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * const files = NamespaceKind.all.map((kind) => `/proc/self/ns/${kind}`)
+ * // "/proc/self/ns/user", "/proc/self/ns/cgroup", and so on to "/proc/self/ns/time"
+ * ```
  */
 export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time"]
 
@@ -29,6 +36,14 @@ export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts"
  *
  * @since 0.1.0
  * @category constants
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * const wanted: ReadonlyArray<NamespaceKind.NamespaceKind> = ["mnt", "net", "user"]
+ * const ordered = NamespaceKind.enterOrder.filter((kind) => wanted.includes(kind))
+ * // ["user", "net", "mnt"]
+ * ```
  */
 export const enterOrder: ReadonlyArray<NamespaceKind> = all
 
@@ -38,6 +53,13 @@ export const enterOrder: ReadonlyArray<NamespaceKind> = all
  *
  * @since 0.1.0
  * @category constants
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * const flags = NamespaceKind.cloneFlag.net | NamespaceKind.cloneFlag.uts
+ * // 0x44000000: CLONE_NEWNET | CLONE_NEWUTS
+ * ```
  */
 export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
   cgroup: 0x02000000,
@@ -57,6 +79,14 @@ export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
  *
  * @since 0.1.0
  * @category constants
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * NamespaceKind.childrenFile.pid // "pid_for_children"
+ * // where this process's next child is born, kind by kind
+ * const paths = NamespaceKind.all.map((kind) => `/proc/self/ns/${NamespaceKind.childrenFile[kind]}`)
+ * ```
  */
 export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
   cgroup: "cgroup",
@@ -76,6 +106,15 @@ export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
  *
  * @since 0.1.0
  * @category constants
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceKind, NamespaceSet } from "gonso"
+ *
+ * const kinds = NamespaceKind.defaultKinds // ["cgroup", "ipc", "uts", "net", "pid", "mnt", "time"]
+ * // what NamespaceSet.current() opens when given no kinds: the same list
+ * const host = Effect.scoped(Effect.map(NamespaceSet.current(), NamespaceSet.kinds))
+ * ```
  */
 export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => kind !== "user")
 
@@ -84,6 +123,15 @@ export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => k
  *
  * @since 0.1.0
  * @category guards
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * NamespaceKind.isNamespaceKind("net") // true
+ * NamespaceKind.isNamespaceKind("network") // false
+ * // `node app.ts net uts` gives ["net", "uts"], typed as NamespaceKind[]
+ * const kinds = process.argv.slice(2).filter(NamespaceKind.isNamespaceKind)
+ * ```
  */
 export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
   typeof value === "string" && Object.hasOwn(cloneFlag, value)
@@ -93,6 +141,13 @@ export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
  *
  * @since 0.1.0
  * @category conversions
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * NamespaceKind.fromCloneFlag(0x40000000) // "net"
+ * NamespaceKind.fromCloneFlag(0x44000000) // undefined: two flags, not one kind
+ * ```
  */
 export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
   all.find((kind) => cloneFlag[kind] === flag)
@@ -102,6 +157,13 @@ export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
  *
  * @since 0.1.0
  * @category conversions
+ * @example
+ * ```ts
+ * import { NamespaceKind } from "gonso"
+ *
+ * NamespaceKind.toCloneFlags(["net", "uts"]) // 0x44000000: CLONE_NEWNET | CLONE_NEWUTS
+ * NamespaceKind.toCloneFlags([]) // 0
+ * ```
  */
 export const toCloneFlags = (kinds: Iterable<NamespaceKind>): number => {
   let flags = 0

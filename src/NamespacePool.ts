@@ -76,10 +76,13 @@ export interface Options<E = never> {
  * @category constructors
  * @example
  * ```ts
- * import { Task, NamespacePool } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespacePool, PinnedThreads, Task } from "gonso"
  *
- * const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, afterCreate: Task.exec("ip", ["link", "set", "lo", "up"]) })
- * const set = yield* NamespacePool.take(pool) // closed with the taker's Scope
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, afterCreate: Task.exec("ip", ["link", "set", "lo", "up"]) })
+ *   const set = yield* NamespacePool.take(pool) // closed with the taker's Scope
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const make = <E = never>(
@@ -145,6 +148,22 @@ export const make = <E = never>(
  *
  * @since 0.1.0
  * @category pooling
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* NamespacePool.make({ kinds: ["net"], size: 2, unshare: { loopback: "up" } })
+ *   for (let test = 1; test <= 3; test++) {
+ *     yield* Effect.scoped(Effect.gen(function*() {
+ *       const net = yield* NamespacePool.take(pool) // closed at the end of this test
+ *       const ping = yield* NamespaceSet.run(net, Task.exec("ping", ["-c", "1", "127.0.0.1"]))
+ *       yield* Effect.log(`test ${test}: ping exited ${ping.exitCode}`) // "test 1: ping exited 0"
+ *     }))
+ *   }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceSet, NamespaceError, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
@@ -170,5 +189,16 @@ export const take = (pool: NamespacePool): Effect.Effect<NamespaceSet.NamespaceS
  *
  * @since 0.1.0
  * @category pooling
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespacePool, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4 })
+ *   const first = yield* NamespacePool.take(pool)
+ *   return yield* NamespacePool.ready(pool) // from 0 to 4: how many sets (or failures) can be taken without waiting
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const ready = (pool: NamespacePool): Effect.Effect<number> => Queue.size(pool.queue)

@@ -87,6 +87,18 @@ import { execWith, type SpawnError } from "./NamespacedProcess.ts"
  *
  * @since 0.1.0
  * @category running
+ * @example
+ * ```ts
+ * import { Console, Effect, Stream } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const ping = yield* box.pipe(NamespaceSet.spawn("ping", ["-c", "3", "127.0.0.1"]))
+ *   yield* ping.stdout.pipe(Stream.decodeText(), Stream.runForEach(Console.log))
+ *   return yield* ping.exit // { exitCode: 0, signal: null }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export { spawn } from "./NamespacedProcess.ts"
 
@@ -95,6 +107,16 @@ export { spawn } from "./NamespacedProcess.ts"
  *
  * @since 0.1.0
  * @category models
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.current(["net"])
+ *   return [NamespaceSet.isNamespaceSet(host), NamespaceSet.isNamespaceSet({ kinds: ["net"] })] // [true, false]
+ * }))
+ * ```
  */
 export { isNamespaceSet, type NamespaceSet }
 
@@ -153,6 +175,17 @@ export const current = (
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // `node app.ts 4242`: the hostname that process 4242 sees
+ * const program = Effect.gen(function*() {
+ *   const theirs = yield* NamespaceSet.fromPid(Number(process.argv[2]), ["uts"])
+ *   return yield* theirs.pipe(NamespaceSet.run(Task.hostname))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const fromPid = (
   pid: number,
@@ -170,6 +203,17 @@ export const fromPid = (
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // a set that NamespaceSet.mount(set, "/run/my-sets/a") persisted, in this or another process
+ * const program = Effect.gen(function*() {
+ *   const again = yield* NamespaceSet.fromPath("/run/my-sets/a", ["net", "uts"])
+ *   return yield* again.pipe(NamespaceSet.run(Task.hostname))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const fromPath = (
   dir: string,
@@ -184,6 +228,17 @@ export const fromPath = (
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // the network namespace that `ip netns add blue` made
+ * const program = Effect.gen(function*() {
+ *   const blue = yield* NamespaceSet.fromFiles({ net: "/run/netns/blue" })
+ *   return yield* blue.pipe(NamespaceSet.run(Task.exec("ip", ["-brief", "link"])))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const fromFiles = (
   files: Partial<Record<NamespaceKind, string>>
@@ -204,6 +259,18 @@ export const fromFiles = (
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["user", "net"], { uidMap: [{ containerId: 0, hostId: 0, size: 1 }] })
+ *   // no thread can join the new user namespace, but it can join the net namespace that it owns
+ *   const net = yield* box.pipe(NamespaceSet.dup(["net"]))
+ *   return yield* NamespaceSet.run(net, Task.readFile("/proc/thread-self/net/dev")) // only lo
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const dup: {
   (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<NamespaceSet, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
@@ -224,6 +291,23 @@ export const dup: {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { execFileSync } from "node:child_process"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const { net } = yield* box.pipe(NamespaceSet.fds(["net"]))
+ *   // the child gets the namespace as its fd 3, and nsenter joins it before running ip
+ *   const links = yield* Effect.sync(() => execFileSync("nsenter", ["--net=/proc/self/fd/3", "ip", "-brief", "link"], {
+ *     encoding: "utf8",
+ *     stdio: ["ignore", "pipe", "inherit", net!]
+ *   }))
+ *   return links // lo, DOWN: the new namespace's only link
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const fds: {
   (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
@@ -245,6 +329,17 @@ export const fds: {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.current(["net"])
+ *   const { id, dev, ino } = yield* host.pipe(NamespaceSet.identity("net"))
+ *   return `${id} is inode ${ino} of nsfs device ${dev}` // e.g. "net:[4026531840] is inode 4026531840 of nsfs device 4"
+ * }))
+ * ```
  */
 export const identity: {
   (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceId, SetClosed | KindNotInSet | InvalidKind>
@@ -263,6 +358,18 @@ export const identity: {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.current(["net"])
+ *   const isolated = yield* host.pipe(NamespaceSet.unshare(["net"]))
+ *   return [yield* NamespaceSet.id(host, "net"), yield* isolated.pipe(NamespaceSet.id("net"))]
+ *   // e.g. ["net:[4026531840]", "net:[4026532301]"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const id: {
   (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<string, SetClosed | KindNotInSet | InvalidKind>
@@ -275,6 +382,19 @@ export const id: {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.current(["net", "uts"])
+ *   const copy = yield* NamespaceSet.dup(host)
+ *   const netOnly = yield* NamespaceSet.dup(host, ["net"])
+ *   // [true, false]: netOnly has the same net namespace, but no uts
+ *   return [yield* NamespaceSet.equals(host, copy), yield* host.pipe(NamespaceSet.equals(netOnly))]
+ * }))
+ * ```
  */
 export const equals: {
   (that: NamespaceSet): (self: NamespaceSet) => Effect.Effect<boolean, SetClosed>
@@ -295,6 +415,16 @@ export const equals: {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet } from "gonso"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.current(["mnt", "net", "user"])
+ *   return NamespaceSet.kinds(set) // ["user", "net", "mnt"]
+ * }))
+ * ```
  */
 export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.kinds
 
@@ -344,6 +474,18 @@ const relative = (
  *
  * @since 0.1.0
  * @category introspection
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["user", "net"], { uidMap: [{ containerId: 0, hostId: 0, size: 1 }] })
+ *   const owner = yield* box.pipe(NamespaceSet.owner("net"))
+ *   // the same id twice: the new user namespace owns the new net namespace
+ *   return [yield* NamespaceSet.id(owner, "user"), yield* NamespaceSet.id(box, "user")]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const owner: {
   (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
@@ -358,6 +500,17 @@ export const owner: {
  *
  * @since 0.1.0
  * @category introspection
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["pid"])
+ *   const parent = yield* box.pipe(NamespaceSet.parent("pid"))
+ *   return yield* NamespaceSet.equals(parent, yield* NamespaceSet.current(["pid"])) // true
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const parent: {
   (kind: "pid" | "user"): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
@@ -371,6 +524,16 @@ export const parent: {
  *
  * @since 0.1.0
  * @category introspection
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["user", "net"])
+ *   return yield* NamespaceSet.ownerUid(box) // this process's effective uid, e.g. 1000
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | KindNotInSet | InvalidKind | PermissionDenied | SystemError> =>
   withMembers(set, "NamespaceSet.ownerUid", (members) =>
@@ -419,9 +582,14 @@ export interface RunOptions {
  * @category running
  * @example
  * ```ts
- * import { NamespaceSet, Task } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
  *
- * const links = NamespaceSet.run(isolated, Task.exec("ip", ["-o", "link"]))
+ * const program = Effect.gen(function*() {
+ *   const isolated = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const links = yield* NamespaceSet.run(isolated, Task.exec("ip", ["-o", "link"]))
+ *   return links.stdout // one line: lo, "state DOWN"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const run: {
@@ -467,13 +635,14 @@ export interface EnteredThread {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { NamespaceSet, Task } from "gonso"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
  *
- * const program = Effect.scoped(Effect.gen(function*() {
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["uts"])
  *   const inside = yield* NamespaceSet.enter(set)
  *   yield* inside.run(Task.setHostname("box"))
- *   return yield* inside.run(Task.exec("hostname"))
- * }))
+ *   return yield* inside.run(Task.exec("hostname")) // { exitCode: 0, signal: null, stdout: "box\n", stderr: "" }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const enter: {
@@ -555,6 +724,17 @@ export interface MountOptions {
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * // makes /run/my-sets/a/net and /run/my-sets/a/uts, which stay when the program ends
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net", "uts"])
+ *   yield* box.pipe(NamespaceSet.mount("/run/my-sets/a"))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const mount: {
   (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
@@ -568,6 +748,17 @@ export const mount: {
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * // `nsenter --net=/run/my-sets/blue-net` joins it, until NamespaceSet.unmount(["/run/my-sets/blue-net"])
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* box.pipe(NamespaceSet.mountKind("net", "/run/my-sets/blue-net"))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const mountKind: {
   (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads>
@@ -583,6 +774,16 @@ export const mountKind: {
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * // detaches what NamespaceSet.mount(set, "/run/my-sets/a") mounted for a set of net and uts: a path per kind
+ * const program = NamespaceSet.unmount(["/run/my-sets/a/net", "/run/my-sets/a/uts"]).pipe(
+ *   Effect.provide(PinnedThreads.layer())
+ * )
+ * ```
  */
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
   validate.guard(validate.cStrings("NamespaceSet.unmount", validate.listFields("paths", paths)), () => Mount.unmount(paths, options))
@@ -592,6 +793,18 @@ export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): E
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net", "uts"])
+ *   yield* box.pipe(NamespaceSet.mountScoped("/run/my-sets/a"))
+ *   const again = yield* NamespaceSet.fromPath("/run/my-sets/a", ["net", "uts"])
+ *   return yield* NamespaceSet.equals(again, box) // true; the mounts go when the Scope closes
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const mountScoped: {
   (dir: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
@@ -604,6 +817,18 @@ export const mountScoped: {
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* box.pipe(NamespaceSet.mountKindScoped("net", "/run/my-sets/blue-net"))
+ *   const again = yield* NamespaceSet.fromFiles({ net: "/run/my-sets/blue-net" })
+ *   return yield* NamespaceSet.equals(again, box) // true; the mount goes when the Scope closes
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const mountKindScoped: {
   (kind: NamespaceKind, file: string, options?: MountOptions): (set: NamespaceSet) => Effect.Effect<void, MountError, PinnedThreads | Scope.Scope>
@@ -621,6 +846,21 @@ export const mountKindScoped: {
  *
  * @since 0.1.0
  * @category persistence
+ * @example
+ * ```ts
+ * import { execFileSync } from "node:child_process"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const blue = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const path = yield* blue.pipe(NamespaceSet.persistNetns("blue")) // "/run/netns/blue"
+ *   // until the Scope closes, iproute2 knows it by name
+ *   return yield* Effect.sync(() =>
+ *     execFileSync("ip", ["netns", "exec", "blue", "ip", "-brief", "link"], { encoding: "utf8" })
+ *   ) // lo, UP: loopback "up" brought it up
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const persistNetns: {
   (name: string): (set: NamespaceSet) => Effect.Effect<string, MountError, PinnedThreads | Scope.Scope>
@@ -634,6 +874,17 @@ export const persistNetns: {
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // a namespace made with `ip netns add blue`
+ * const program = Effect.gen(function*() {
+ *   const blue = yield* NamespaceSet.fromNetnsName("blue")
+ *   return yield* blue.pipe(NamespaceSet.run(Task.exec("ip", ["-brief", "addr"])))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenError | InvalidOptions | StaleNetnsName | PathRefused, Scope.Scope> =>
   Mount.fromNetnsName(name)
@@ -762,13 +1013,17 @@ const planUnshare = (
  * @category constructors
  * @example
  * ```ts
- * import { NamespaceSet } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
  *
- * const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
- * const rootless = yield* NamespaceSet.unshare(current, ["user", "net"], {
- *   uidMap: [{ containerId: 0, hostId: 1000, size: 1 }],
- *   gidMap: [{ containerId: 0, hostId: 1000, size: 1 }]
- * })
+ * const program = Effect.gen(function*() {
+ *   const current = yield* NamespaceSet.current()
+ *   const isolated = yield* NamespaceSet.unshare(current, ["net", "uts"])
+ *   const rootless = yield* NamespaceSet.unshare(current, ["user", "net"], {
+ *     uidMap: [{ containerId: 0, hostId: 1000, size: 1 }],
+ *     gidMap: [{ containerId: 0, hostId: 1000, size: 1 }]
+ *   })
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const unshare: {
@@ -935,8 +1190,15 @@ const timeNamespaceWithOffsets = (
  * @since 0.1.0
  * @example
  * ```ts
- * const withSys = yield* NamespaceSet.withOwnSysfs(isolated)
- * const links = yield* NamespaceSet.run(withSys, Task.exec("ls", ["/sys/class/net"]))  // "lo"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const isolated = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const withSys = yield* NamespaceSet.withOwnSysfs(isolated)
+ *   const links = yield* NamespaceSet.run(withSys, Task.exec("ls", ["/sys/class/net"]))
+ *   return links.stdout // "lo\n"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const withOwnSysfs = (
@@ -959,6 +1221,17 @@ export const withOwnSysfs = (
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const box = yield* NamespaceSet.unshareCurrent(["net", "uts"], { loopback: "up" })
+ *   yield* box.pipe(NamespaceSet.run(Task.setHostname("box")))
+ *   return yield* box.pipe(NamespaceSet.run(Task.hostname)) // "box"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const unshareCurrent = (
   kinds: ReadonlyArray<NamespaceKind>,
