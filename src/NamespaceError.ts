@@ -185,8 +185,9 @@ export class KindNotInSet extends Schema.TaggedError<KindNotInSet>()("KindNotInS
 }
 
 /**
- * A set holding a user namespace cannot be entered by a thread: the kernel refuses `setns` into
- * a user namespace from a multithreaded process, and every Node process is multithreaded.
+ * A set holding a user namespace other than the process's own cannot be entered by a thread: the
+ * kernel refuses `setns` into a user namespace from a multithreaded process, and every Node
+ * process is multithreaded.
  *
  * @since 0.1.0
  * @category errors

@@ -101,8 +101,9 @@ export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
 
 /**
  * The kinds `current()` takes when none are named: every kind but user, as in gonso. A thread of
- * a multithreaded process can never join a user namespace, so a set holding one cannot be
- * entered.
+ * a multithreaded process can never join a user namespace other than its own, so a set holding
+ * another one cannot be entered (a set holding the process's own user namespace can: joining it
+ * is skipped).
  *
  * @since 0.1.0
  * @category constants

@@ -55,8 +55,10 @@ export interface Options<E = never> {
   /** Options for making each set (propagation, id maps). */
   readonly unshare?: NamespaceSet.UnshareOptions | undefined
   /**
-   * A task run inside each new set before it is handed out (bring up `lo`, write a config file,
-   * ...). A failure here is what the taker of that set receives.
+   * A task run inside each new set before it is handed out (write a config file, set a hostname).
+   * A failure of the task is what the taker of that set receives. `Task.exec` succeeds whatever its
+   * command's exit status (the status is in its result), so a failing command is not a failure
+   * here; to bring `lo` up, use `unshare: { loopback: "up" }`, which fails when it cannot.
    */
   readonly afterCreate?: Task<unknown, E> | undefined
 }
@@ -80,7 +82,7 @@ export interface Options<E = never> {
  * import { NamespacePool, PinnedThreads, Task } from "gonso"
  *
  * const program = Effect.gen(function*() {
- *   const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, afterCreate: Task.exec("ip", ["link", "set", "lo", "up"]) })
+ *   const pool = yield* NamespacePool.make({ kinds: ["net", "uts"], size: 4, unshare: { loopback: "up" }, afterCreate: Task.setHostname("worker") })
  *   const set = yield* NamespacePool.take(pool) // closed with the taker's Scope
  * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```

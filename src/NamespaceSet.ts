@@ -575,8 +575,9 @@ export interface RunOptions {
  * restoring or verifying failed, the task died, or the Effect was interrupted while it ran.
  * A typed failure of the task still restores the thread.
  *
- * The calling thread is never moved. A set holding a user namespace cannot be entered
- * (`UserNamespaceNotEnterable`): `dup` it without `"user"`.
+ * The calling thread is never moved. A set holding a user namespace other than the process's own
+ * cannot be entered (`UserNamespaceNotEnterable`): `dup` it without `"user"`, or run `Task.exec`
+ * in it (its command joins through nsenter).
  *
  * @since 0.1.0
  * @category running
@@ -719,8 +720,9 @@ export interface MountOptions {
  * directory (0755) and files where missing, so that the namespaces outlive the set and can be
  * opened again with {@link fromPath}. No symbolic link is followed, in `dir` or as a target
  * (`PathRefused`); an existing regular file is reused and kept (see docs/persistence.md). All or nothing, and not interruptible: once started, it completes,
- * so the caller always knows whether the mounts exist. The mounts stay until {@link unmount}; see
- * {@link mountScoped} for mounts that go with a Scope. Works for every kind, user included.
+ * so the caller always knows whether the mounts exist. The mounts stay until {@link unmount} is
+ * given their paths (`dir/<kind>`, one per kind); see {@link mountScoped} for mounts that go with
+ * a Scope. Works for every kind, user included.
  *
  * @since 0.1.0
  * @category persistence
@@ -767,10 +769,12 @@ export const mountKind: {
   validate.guard(validate.cStrings("NamespaceSet.mountKind", [["file", file]]), () => Mount.mountKind(set, kind, file, options)))
 
 /**
- * Detaches the namespace mounts at `paths`, and removes the files and directories that gonso made
- * for them in this process (never one that was there before). Anything that is not a namespace
- * mount, or a symbolic link, fails with `PathRefused` and is left as it was; all paths are checked
- * before any is touched.
+ * Detaches the namespace mounts at `paths` (the mount points themselves, such as `dir/net` for
+ * what {@link mount} put under `dir`), and removes the files and directories that gonso made for
+ * them in this process (never one that was there before: mounts made by another process are
+ * detached, and their files and directories left). Anything that is not a namespace mount, or a
+ * symbolic link, fails with `PathRefused` and is left as it was; all paths are checked before any
+ * is touched.
  *
  * @since 0.1.0
  * @category persistence
@@ -839,8 +843,8 @@ export const mountKindScoped: {
 /**
  * Names the set's network namespace `name` the way `ip netns add` does: a bind mount at
  * `/run/netns/NAME`, with `/run/netns` made a shared mount point first, so that `ip netns list`
- * shows it and `ip netns exec NAME ...` runs inside it. The name is removed (unmounted and
- * deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`),
+ * shows it and `ip netns exec NAME ...` runs inside it. Succeeds with the path, `/run/netns/NAME`.
+ * The name is removed (unmounted and deleted) when the current Scope closes. An existing name fails with `SystemError` (`EEXIST`),
  * except a stale one (an empty file with nothing mounted on it, left by a program killed while
  * naming it), which is taken over.
  *
@@ -1188,6 +1192,7 @@ const timeNamespaceWithOffsets = (
  * result is owned by the current Scope.
  *
  * @since 0.1.0
+ * @category constructors
  * @example
  * ```ts
  * import { Effect } from "effect"

@@ -184,7 +184,8 @@ export interface ReadFileOptions {
  * file is `OutputTooLarge`). Anything but a regular file (a FIFO, a device such as `/dev/zero`, a
  * socket) is refused at once with `InvalidOptions`, without blocking and without reading it; a
  * directory is `SystemError` `EISDIR`. Files of `/proc` and `/sys` are regular and are read to
- * their end.
+ * their end. `/proc/self` and `/proc/net` name the process (whose main thread stays on the host):
+ * read the set's own view under `/proc/thread-self` (e.g. `/proc/thread-self/net/dev`).
  *
  * @since 0.1.0
  */
