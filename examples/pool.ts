@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
 const program = Effect.gen(function*() {
-  const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, afterCreate: Task.exec("ip", ["link", "set", "lo", "up"]) })
+  const pool = yield* NamespacePool.make({ kinds: ["net"], size: 4, unshare: { loopback: "up" } })
   for (let test = 1; test <= 3; test++) {
     yield* Effect.scoped(Effect.gen(function*() {
       const net = yield* NamespacePool.take(pool)
