@@ -58,10 +58,20 @@ const connectInside = (
  * @example
  * ```ts
  * import * as http from "node:http"
- * import { NamespacedHttpClient } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespacedHttpClient, NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
  *
- * const agent = yield* NamespacedHttpClient.agent(set)
- * http.get({ host: "169.254.1.1", port: 8080, path: "/", agent }, (response) => ...)
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const socket = yield* NamespacedSocket.listen(set, { port: 8080 })
+ *   yield* NamespacedSocket.serve(socket, http.createServer((_, response) => response.end("hello")))
+ *   const agent = yield* NamespacedHttpClient.agent(set)
+ *   // 127.0.0.1 is the set's loopback: the request reaches the server above
+ *   return yield* Effect.callback<number | undefined, Error>((resume) => {
+ *     http.get({ host: "127.0.0.1", port: 8080, path: "/", agent }, (response) => resume(Effect.succeed(response.statusCode)))
+ *       .on("error", (error) => resume(Effect.fail(error)))
+ *   })  // 200
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const agent = (
@@ -99,8 +109,19 @@ const scopedAgent = <A extends http.Agent>(
  * @category layers
  * @example
  * ```ts
- * const agent = yield* NamespacedHttpClient.httpsAgent(set, { ca })
- * https.get({ host: "169.254.1.1", port: 8443, path: "/", agent }, (response) => ...)
+ * import * as fs from "node:fs"
+ * import * as https from "node:https"
+ * import { Effect } from "effect"
+ * import { NamespacedHttpClient, NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.fromNetnsName("blue")  // made by `ip netns add blue`
+ *   const agent = yield* NamespacedHttpClient.httpsAgent(set, { ca: fs.readFileSync("ca.pem") })
+ *   return yield* Effect.callback<number | undefined, Error>((resume) => {
+ *     https.get({ host: "10.0.0.2", port: 8443, path: "/health", agent }, (response) => resume(Effect.succeed(response.statusCode)))
+ *       .on("error", (error) => resume(Effect.fail(error)))
+ *   })
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const httpsAgent = (
@@ -132,14 +153,18 @@ export const httpsAgent = (
  * @since 0.1.0
  * @example
  * ```ts
+ * import * as fs from "node:fs"
  * import { Effect } from "effect"
  * import { HttpClient } from "effect/http"
- * import { NamespacedHttpClient } from "gonso"
+ * import { NamespacedHttpClient, NamespaceSet, PinnedThreads } from "gonso"
  *
- * const body = yield* HttpClient.get("https://169.254.1.1:8443/").pipe(
- *   Effect.flatMap((response) => response.text),
- *   Effect.provide(NamespacedHttpClient.layer(set, { ca }))
- * )
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.fromNetnsName("blue")  // made by `ip netns add blue`
+ *   return yield* HttpClient.get("https://10.0.0.2:8443/health").pipe(
+ *     Effect.flatMap((response) => response.text),
+ *     Effect.provide(NamespacedHttpClient.layer(set, { ca: fs.readFileSync("ca.pem") }))
+ *   )
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const layer = (set: NamespaceSet, options: https.AgentOptions = {}): Layer.Layer<HttpClient.HttpClient, never, PinnedThreads> =>

@@ -40,12 +40,17 @@ export interface Options extends Omit<NodeHttpServer.Options, "fd" | "host" | "p
  * @category layers
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { Effect, Layer } from "effect"
  * import { HttpRouter, HttpServerResponse } from "effect/http"
- * import { NamespacedHttpServer } from "gonso"
+ * import { NamespacedHttpServer, NamespaceSet, PinnedThreads } from "gonso"
  *
  * const app = HttpRouter.add("GET", "/", HttpServerResponse.text("hello from inside"))
- * const server = HttpRouter.serve(app).pipe(Layer.provide(NamespacedHttpServer.layer(set, { port: 8080 })))
+ * const server = Layer.unwrap(Effect.map(
+ *   NamespaceSet.unshareCurrent(["net"], { loopback: "up" }),
+ *   (set) => HttpRouter.serve(app).pipe(Layer.provide(NamespacedHttpServer.layer(set, { port: 8080 })))
+ * ))
+ * Layer.launch(server).pipe(Effect.provide(PinnedThreads.layer()), NodeRuntime.runMain)
  * ```
  */
 export const layer = (

@@ -120,12 +120,15 @@ const MAX_POLL_MS = 25
  * @category running
  * @example
  * ```ts
- * import { Console, Stream } from "effect"
- * import { NamespaceSet } from "gonso"
+ * import { Console, Effect, Stream } from "effect"
+ * import { NamespaceSet, PinnedThreads } from "gonso"
  *
- * const child = yield* NamespaceSet.spawn(set, "ping", ["-c", "3", "169.254.1.2"])
- * yield* child.stdout.pipe(Stream.decodeText(), Stream.runForEach(Console.log))
- * const status = yield* child.exit
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const child = yield* NamespaceSet.spawn(set, "ping", ["-c", "3", "127.0.0.1"])
+ *   yield* child.stdout.pipe(Stream.decodeText(), Stream.runForEach(Console.log))
+ *   return yield* child.exit  // { exitCode: 0, signal: null }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const spawn: {
@@ -198,6 +201,19 @@ const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num
  * @internal
  *
  * @category running
+ * @example
+ * ```ts
+ * import { NamespaceSet } from "gonso"
+ * import { execWith, type SpawnError } from "gonso/NamespacedProcess"
+ * import { runSpec } from "gonso/internal/set"
+ *
+ * // What NamespaceSet.run does with Task.exec: a shared pinned thread inside the set starts it
+ * const exec = (set: NamespaceSet.NamespaceSet, command: string, args: ReadonlyArray<string>) =>
+ *   execWith(
+ *     (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.run", set, { op: "spawn", args: spawnArgs }, true),
+ *     { command, args, maxBuffer: 16 * 1024 * 1024 }
+ *   )
+ * ```
  */
 export const execWith = <R>(
   start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
@@ -236,6 +252,22 @@ export const execWith = <R>(
  * @internal
  *
  * @category running
+ * @example
+ * ```ts
+ * import { NamespaceSet } from "gonso"
+ * import { spawnWith, type SpawnError } from "gonso/NamespacedProcess"
+ * import { runSpec } from "gonso/internal/set"
+ *
+ * // What NamespaceSet.spawn does: a shared pinned thread inside the set starts the process
+ * const spawn = (set: NamespaceSet.NamespaceSet, command: string, args: ReadonlyArray<string>) =>
+ *   spawnWith(
+ *     "NamespaceSet.spawn",
+ *     (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.spawn", set, { op: "spawn", args: spawnArgs }, true),
+ *     command,
+ *     args,
+ *     {}
+ *   )
+ * ```
  */
 export const spawnWith = <R>(
   operation: string,
@@ -368,13 +400,16 @@ export const spawnWith = <R>(
  * ```ts
  * import { Effect, Stream } from "effect"
  * import { ChildProcess } from "effect/process"
- * import { NamespacedProcess } from "gonso"
+ * import { NamespacedProcess, NamespaceSet, PinnedThreads, Task } from "gonso"
  *
- * const hostname = ChildProcess.make("hostname").pipe(
- *   Effect.flatMap((handle) => Stream.mkString(Stream.decodeText(handle.stdout))),
- *   Effect.scoped,
- *   Effect.provide(NamespacedProcess.layerSpawner(set))
- * )
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["uts"])
+ *   yield* NamespaceSet.run(set, Task.setHostname("box"))
+ *   return yield* ChildProcess.make("hostname").pipe(
+ *     Effect.flatMap((handle) => Stream.mkString(Stream.decodeText(handle.stdout))),
+ *     Effect.provide(NamespacedProcess.layerSpawner(set))
+ *   )  // "box\n"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner.ChildProcessSpawner, SetClosed | KindNotInSet | InvalidKind | SystemError | PermissionDenied> =>

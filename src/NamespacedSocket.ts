@@ -91,10 +91,15 @@ const closing = (fd: number) => Effect.sync(() => libc.close(fd))
  * @example
  * ```ts
  * import * as http from "node:http"
- * import { NamespacedSocket } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
  *
- * const socket = yield* NamespacedSocket.listen(set, { host: "0.0.0.0", port: 8080 })
- * yield* NamespacedSocket.serve(socket, http.createServer(handler))
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const socket = yield* NamespacedSocket.listen(set, { host: "0.0.0.0", port: 8080 })
+ *   yield* NamespacedSocket.serve(socket, http.createServer((_, response) => response.end("hello from inside")))
+ *   yield* Effect.never
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const listen: {
@@ -143,6 +148,22 @@ export const listen: {
  *
  * @since 0.1.0
  * @category sockets
+ * @example
+ * ```ts
+ * import * as dgram from "node:dgram"
+ * import { Effect } from "effect"
+ * import { NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const socket = yield* NamespacedSocket.listen(set, { type: "udp", port: 5353 })
+ *   const fd = yield* NamespacedSocket.handOver(socket)
+ *   const udp = dgram.createSocket("udp4", (message, from) => udp.send(message, from.port, from.address))
+ *   udp.bind({ fd })  // Node closes the duplicate with `udp`; the original closes with the Scope
+ *   yield* Effect.addFinalizer(() => Effect.sync(() => udp.close()))
+ *   yield* Effect.never
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const handOver = (socket: Listening): Effect.Effect<number, SystemError | PermissionDenied> =>
   Effect.try({
@@ -157,6 +178,21 @@ export const handOver = (socket: Listening): Effect.Effect<number, SystemError |
  *
  * @since 0.1.0
  * @category sockets
+ * @example
+ * ```ts
+ * import * as net from "node:net"
+ * import { Effect } from "effect"
+ * import { NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const socket = yield* NamespacedSocket.listen(set, { port: 7000 })
+ *   // An echo server on the main event loop, accepting connections inside the set
+ *   const server = yield* NamespacedSocket.serve(socket, net.createServer((connection) => connection.pipe(connection)))
+ *   yield* Effect.log(server.address())  // { address: "127.0.0.1", family: "IPv4", port: 7000 }
+ *   yield* Effect.never
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const serve = <S extends net.Server>(
   socket: Listening,
@@ -256,6 +292,23 @@ const connectWith = <R>(
  *
  * @since 0.1.0
  * @category sockets
+ * @example
+ * ```ts
+ * import { once } from "node:events"
+ * import * as net from "node:net"
+ * import { Effect } from "effect"
+ * import { NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const listening = yield* NamespacedSocket.listen(set)
+ *   yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("hello")))
+ *   // 127.0.0.1 of the set: the server above, not the host's
+ *   const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
+ *   const [reply] = yield* Effect.promise(() => once(socket.setEncoding("utf8"), "data"))
+ *   return reply  // "hello"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const connect: {
   (options: ConnectOptions): (set: NamespaceSet) => Effect.Effect<net.Socket, ConnectError, PinnedThreads | Scope.Scope>
@@ -270,6 +323,20 @@ export const connect: {
  *
  * @since 0.1.0
  * @category sockets
+ * @example
+ * ```ts
+ * import * as net from "node:net"
+ * import { Effect } from "effect"
+ * import { NamespacedSocket, NamespaceSet, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const listening = yield* NamespacedSocket.listen(set)
+ *   yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.resume()))
+ *   const socket = yield* NamespacedSocket.connectUnscoped(set, { host: "127.0.0.1", port: listening.port })
+ *   socket.end("bye")  // the caller's to end or destroy: closing the Scope does not
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const connectUnscoped: {
   (options: ConnectOptions): (set: NamespaceSet) => Effect.Effect<net.Socket, ConnectError, PinnedThreads>

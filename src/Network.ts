@@ -196,9 +196,14 @@ const rawLinks = (reply: Buffer) => parseMessages(reply).filter((m) => m.type ==
  * @category getters
  * @example
  * ```ts
- * import { Network } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
  *
- * const links = yield* Network.links(set)  // [{ name: "lo", up: true, addresses: [...] }, ...]
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const links = yield* Network.links(set)
+ *   return links.map((link) => `${link.name} ${link.operstate}`)  // ["lo unknown"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const links = (set: NamespaceSet): Effect.Effect<ReadonlyArray<Link>, Error, PinnedThreads> =>
@@ -212,6 +217,21 @@ export const links = (set: NamespaceSet): Effect.Effect<ReadonlyArray<Link>, Err
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a, mtu: 9000 }, { name: "eth0", in: b, mtu: 9000 })
+ *   const eth0 = yield* Network.link(a, "eth0")  // { name: "eth0", kind: "veth", mtu: 9000, up: false, ... }
+ *   const eth1 = yield* Network.link(a, "eth1").pipe(
+ *     Effect.catchTag("LinkNotFound", () => Effect.succeed(undefined))
+ *   )  // undefined
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const link = (set: NamespaceSet, name: string): Effect.Effect<Link, Error, PinnedThreads> =>
   Effect.map(
@@ -238,6 +258,22 @@ export interface RoutesOptions {
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(b, "eth0", "169.254.10.2/30")
+ *   yield* Network.setUp(b, "eth0")
+ *   yield* Network.addRoute(b, { destination: "default", gateway: "169.254.10.1" })
+ *   const routes = yield* Network.routes(b, { family: "inet" })
+ *   return routes.map((route) => `${route.destination} ${route.protocol}`)  // ["default boot", "169.254.10.0/30 kernel"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const routes = (set: NamespaceSet, options: RoutesOptions = {}): Effect.Effect<ReadonlyArray<Route>, Error, PinnedThreads> => {
   const families = options.family === undefined ? [C.AF_INET, C.AF_INET6] : [options.family === "inet6" ? C.AF_INET6 : C.AF_INET]
@@ -282,9 +318,17 @@ const names = (links: string | ReadonlyArray<string>): ReadonlyArray<string> => 
  * @category links
  * @example
  * ```ts
- * import { Network } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
  *
- * yield* Network.setUp(set, ["lo", "eth0"])
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.setUp(a, ["lo", "eth0"])
+ *   yield* Network.setUp(b, "eth0")
+ *   const eth0 = yield* Network.link(b, "eth0")  // { name: "eth0", kind: "veth", up: true, ... }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
@@ -295,6 +339,20 @@ export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>):
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.setUp(a, "eth0")
+ *   yield* Network.setDown(a, "eth0")
+ *   const { up } = yield* Network.link(a, "eth0")  // false
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.setDown", set, names(links).map((name) => setFlags(name, 0, C.IFF_UP))))
@@ -305,6 +363,18 @@ export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"])  // lo is down
+ *   yield* Network.loopbackUp(set)
+ *   const lo = yield* Network.link(set, "lo")
+ *   return lo.addresses.map((address) => `${address.address}/${address.prefix}`)  // ["127.0.0.1/8", "::1/128"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const loopbackUp = (set: NamespaceSet): Effect.Effect<void, Error, PinnedThreads> => upLo("Network.loopbackUp", set)
 
@@ -317,6 +387,20 @@ const isU32 = (n: number) => Number.isSafeInteger(n) && n >= 0 && n <= 0xfffffff
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.setMtu(a, "eth0", 9000)
+ *   const { mtu } = yield* Network.link(a, "eth0")  // 9000
+ *   const tooSmall = yield* Effect.flip(Network.setMtu(a, "eth0", 10))  // NetlinkError, errno "EINVAL"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Effect<void, Error, PinnedThreads> =>
   isU32(mtu)
@@ -329,6 +413,20 @@ export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Eff
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "veth0", in: a }, { name: "eth0", in: b })  // new links are down
+ *   yield* Network.rename(a, "veth0", "uplink")
+ *   const links = yield* Network.links(a)
+ *   return links.map((link) => link.name)  // ["lo", "uplink"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
@@ -338,6 +436,21 @@ export const rename = (set: NamespaceSet, link: string, name: string): Effect.Ef
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const host = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const guest = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.bridge(host, "br0")
+ *   yield* Network.vethPair({ name: "veth-guest", in: host }, { name: "eth0", in: guest })
+ *   yield* Network.attach(host, "veth-guest", "br0")
+ *   const links = yield* Network.links(host)
+ *   return links.map((link) => `${link.name} ${link.master ?? "-"}`)  // ["lo -", "br0 -", "veth-guest br0"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const attach = (set: NamespaceSet, link: string, bridge: string): Effect.Effect<void, Error, PinnedThreads> => {
   const master = u32(C.IFLA_MASTER, 0)
@@ -349,6 +462,21 @@ export const attach = (set: NamespaceSet, link: string, bridge: string): Effect.
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.bridge(a, "br0")
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.attach(a, "eth0", "br0")
+ *   yield* Network.detach(a, "eth0")
+ *   const { master } = yield* Network.link(a, "eth0")  // undefined
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.detach", set, [setFlags(link, 0, 0, [u32(C.IFLA_MASTER, 0)])]))
@@ -359,6 +487,20 @@ export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Err
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.addVethPair({ name: "veth0", in: a }, { name: "veth1", in: a })
+ *   yield* Network.moveTo(a, "veth1", b, { name: "eth0" })
+ *   const links = yield* Network.links(b)
+ *   return links.map((link) => link.name)  // ["lo", "eth0"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const moveTo = (
   set: NamespaceSet,
@@ -377,6 +519,20 @@ export const moveTo = (
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.addVethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.deleteLink(a, "eth0")
+ *   const links = yield* Network.links(b)
+ *   return links.map((link) => link.name)  // ["lo"]: the peer went with it
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const deleteLink = (set: NamespaceSet, link: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.asVoid(exchange("Network.deleteLink", set, [{ encoded: message(C.RTM_DELLINK, 0, ifinfomsg()), headerIndexOf: link, link }]))
@@ -447,6 +603,19 @@ const create = (
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   // Not scoped: the pair stays until deleted, or until its namespaces end
+ *   const [ea, eb] = yield* Network.addVethPair({ name: "veth-b", in: a }, { name: "eth0", in: b, mac: "02:00:00:00:00:02" })
+ *   const eth0 = yield* Network.link(b, "eth0")  // { index: eb.index, peerIndex: ea.index, mac: "02:00:00:00:00:02", ... }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const addVethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads> =>
   Effect.suspend(() => {
@@ -492,9 +661,19 @@ const scoped = <A extends LinkRef | readonly [LinkRef, LinkRef], R>(
  * @category links
  * @example
  * ```ts
- * import { Network } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
  *
- * const [ea, eb] = yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(a, "eth0", "169.254.10.1/30")
+ *   yield* Network.addAddress(b, "eth0", "169.254.10.2/30")
+ *   yield* Network.setUp(a, "eth0")
+ *   yield* Network.setUp(b, "eth0")
+ *   // a and b reach each other until the Scope closes and deletes the pair
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const vethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads | Scope.Scope> =>
@@ -513,6 +692,19 @@ const simple = (kind: string, operation: string) => (set: NamespaceSet, name: st
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"])
+ *   // An address for a service to bind to, with no peer; the link lasts as long as the namespace
+ *   yield* Network.addDummy(set, "service0")
+ *   yield* Network.addAddress(set, "service0", "192.0.2.10/32")
+ *   yield* Network.setUp(set, "service0")
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const addDummy: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
   simple("dummy", "Network.dummy")
@@ -522,6 +714,18 @@ export const addDummy: (set: NamespaceSet, name: string, options?: LinkOptions) 
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const during = yield* Effect.scoped(Effect.andThen(Network.dummy(set, "dummy0"), Network.links(set)))
+ *   const after = yield* Network.links(set)
+ *   return [during.length, after.length]  // [2, 1]: dummy0 went with its Scope
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const dummy = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
   scoped(addDummy(set, name, options))
@@ -532,6 +736,19 @@ export const dummy = (set: NamespaceSet, name: string, options?: LinkOptions): E
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.addBridge(set, "br0").pipe(
+ *     Effect.catchTag("LinkExists", () => Effect.void)  // there already: use it
+ *   )
+ *   yield* Network.setUp(set, "br0")
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const addBridge: (set: NamespaceSet, name: string, options?: LinkOptions) => Effect.Effect<LinkRef, Error, PinnedThreads> =
   simple("bridge", "Network.bridge")
@@ -541,6 +758,22 @@ export const addBridge: (set: NamespaceSet, name: string, options?: LinkOptions)
  *
  * @since 0.1.0
  * @category links
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const hub = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.bridge(hub, "br0")
+ *   for (const guest of ["a", "b"]) {
+ *     const set = yield* NamespaceSet.unshareCurrent(["net"])
+ *     yield* Network.vethPair({ name: `veth-${guest}`, in: hub }, { name: "eth0", in: set })
+ *     yield* Network.attach(hub, `veth-${guest}`, "br0")
+ *   }
+ *   yield* Network.setUp(hub, ["br0", "veth-a", "veth-b"])
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const bridge = (set: NamespaceSet, name: string, options?: LinkOptions): Effect.Effect<LinkRef, Error, PinnedThreads | Scope.Scope> =>
   scoped(addBridge(set, name, options))
@@ -592,9 +825,18 @@ const addressItem = (type: number, flags: number, link: string, address: { famil
  * @category addresses
  * @example
  * ```ts
- * import { Network } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
  *
- * yield* Network.addAddress(set, "eth0", "169.254.10.1/30")
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(a, "eth0", "169.254.10.1/30")
+ *   // IPv6, usable at once: no duplicate address detection
+ *   yield* Network.addAddress(a, "eth0", "2001:db8::1/64", { noDad: true })
+ *   const { addresses } = yield* Network.link(a, "eth0")  // 169.254.10.1/30 and 2001:db8::1/64
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const addAddress = (
@@ -612,6 +854,20 @@ export const addAddress = (
  *
  * @since 0.1.0
  * @category addresses
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(a, "eth0", "169.254.10.1/30")
+ *   yield* Network.removeAddress(a, "eth0", "169.254.10.1/30")
+ *   const again = yield* Effect.flip(Network.removeAddress(a, "eth0", "169.254.10.1/30"))  // NetlinkError, errno "EADDRNOTAVAIL"
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const removeAddress = (set: NamespaceSet, link: string, address: string): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(cidr("Network.removeAddress", address, link), (parsed) =>
@@ -629,10 +885,10 @@ export const removeAddress = (set: NamespaceSet, link: string, address: string):
  * @category models
  * @example
  * ```ts
- * import { Network } from "gonso"
+ * import type { Network } from "gonso"
  *
- * yield* Network.addRoute(set, { destination: "default", gateway: "169.254.10.1" })
- * yield* Network.addRoute(set, { destination: "10.9.0.0/16", device: "eth0" })
+ * const viaGateway: Network.RouteSpec = { destination: "default", gateway: "169.254.10.1" }
+ * const onLink: Network.RouteSpec = { destination: "10.9.0.0/16", device: "eth0", metric: 100 }
  * ```
  */
 export interface RouteSpec {
@@ -697,6 +953,21 @@ const routeItem = (operation: string, type: number, flags: number, route: RouteS
  *
  * @since 0.1.0
  * @category routes
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(b, "eth0", "169.254.10.2/30")
+ *   yield* Network.setUp(b, "eth0")  // the kernel adds 169.254.10.0/30 dev eth0
+ *   yield* Network.addRoute(b, { destination: "default", gateway: "169.254.10.1" })
+ *   yield* Network.addRoute(b, { destination: "10.9.0.0/16", device: "eth0", metric: 100 })
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const addRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(routeItem("Network.addRoute", C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_EXCL, route), (item) =>
@@ -707,6 +978,22 @@ export const addRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<voi
  *
  * @since 0.1.0
  * @category routes
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Network, PinnedThreads } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const a = yield* NamespaceSet.unshareCurrent(["net"])
+ *   const b = yield* NamespaceSet.unshareCurrent(["net"])
+ *   yield* Network.vethPair({ name: "eth0", in: a }, { name: "eth0", in: b })
+ *   yield* Network.addAddress(b, "eth0", "169.254.10.2/30")
+ *   yield* Network.setUp(b, "eth0")
+ *   yield* Network.addRoute(b, { destination: "default", gateway: "169.254.10.1" })
+ *   yield* Network.removeRoute(b, { destination: "default", gateway: "169.254.10.1" })
+ *   const routes = yield* Network.routes(b, { family: "inet" })  // only the kernel's 169.254.10.0/30
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const removeRoute = (set: NamespaceSet, route: RouteSpec): Effect.Effect<void, Error, PinnedThreads> =>
   Effect.flatMap(routeItem("Network.removeRoute", C.RTM_DELROUTE, 0, route), (item) =>
@@ -736,15 +1023,18 @@ export class Isolated extends Context.Service<Isolated, {
  * @category layers
  * @example
  * ```ts
- * import { it } from "@effect/vitest"
+ * import { assert, layer } from "@effect/vitest"
  * import { Effect } from "effect"
- * import { Network } from "gonso"
+ * import { Network, PinnedThreads } from "gonso"
  *
- * it.effect("serves on 127.0.0.1 in a network of its own", () =>
- *   Effect.gen(function*() {
- *     const { set } = yield* Network.Isolated
- *     // ...
- *   }).pipe(Effect.provide(Network.isolated())))
+ * layer(PinnedThreads.layer())("my server", (it) => {
+ *   it.effect("has a network of its own, lo up", () =>
+ *     Effect.gen(function*() {
+ *       const { set } = yield* Network.Isolated
+ *       const [lo] = yield* Network.links(set)
+ *       assert.deepInclude(lo!, { name: "lo", up: true })
+ *     }).pipe(Effect.provide(Network.isolated())))
+ * })
  * ```
  */
 export const isolated = (options: { readonly kinds?: ReadonlyArray<NamespaceKind> | undefined } = {}) =>

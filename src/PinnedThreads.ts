@@ -40,6 +40,14 @@ export interface Options {
  * The most threads a layer may have (`max`).
  *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * import * as os from "node:os"
+ * import { PinnedThreads } from "gonso"
+ *
+ * // Sixteen threads per core, within what a layer allows
+ * const PinnedThreadsLive = PinnedThreads.layer({ max: Math.min(16 * os.availableParallelism(), PinnedThreads.maxThreads) })
+ * ```
  */
 export const maxThreads = 256
 
@@ -188,6 +196,17 @@ const make = (options: Options) =>
  *
  * @since 0.1.0
  * @category getters
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.current(["net"])
+ *   yield* NamespaceSet.run(set, Task.tid)
+ *   return yield* PinnedThreads.stats  // { idle: 1, busy: 0, pending: 0, spawned: 1, dropped: 0, retired: 0 }
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const stats: Effect.Effect<Stats, never, PinnedThreads> = PinnedThreads.use((service) => service.stats)
 

@@ -38,6 +38,13 @@ const make = <A, E = never>(op: Operation | "exec", args?: unknown): Task<A, E> 
  *
  * @since 0.1.0
  * @category guards
+ * @example
+ * ```ts
+ * import { Task } from "gonso"
+ *
+ * Task.isTask(Task.hostname)  // true
+ * Task.isTask({ op: "hostname", args: undefined })  // false
+ * ```
  */
 export const isTask = (u: unknown): u is Task<unknown, unknown> =>
   typeof u === "object" && u !== null && TypeId in u
@@ -73,6 +80,17 @@ export interface ThreadIdentity {
  *
  * @since 0.1.0
  * @category tasks
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.current(["net"])
+ *   const tid = yield* NamespaceSet.run(set, Task.tid)
+ *   return tid === process.pid  // false: a pinned thread ran it, not the main thread
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const tid: Task<number> = make("tid")
 
@@ -82,6 +100,17 @@ export const tid: Task<number> = make("tid")
  *
  * @since 0.1.0
  * @category tasks
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["uts"])
+ *   const { namespaces } = yield* NamespaceSet.run(set, Task.identify)
+ *   return namespaces.uts.id === (yield* NamespaceSet.id(set, "uts"))  // true: the thread was inside
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const identify: Task<ThreadIdentity> = make("identify")
 
@@ -110,6 +139,14 @@ export interface ExecOptions {
  * The default `maxBuffer` of {@link exec} and `maxBytes` of {@link readFile}: 16 MiB.
  *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * import { Task } from "gonso"
+ *
+ * Task.defaultMaxBytes  // 16777216
+ * // A command that prints more needs a larger limit
+ * const stats = Task.exec("ip", ["-s", "-d", "link"], { maxBuffer: 4 * Task.defaultMaxBytes })
+ * ```
  */
 export const defaultMaxBytes = 16 * 1024 * 1024
 
@@ -145,9 +182,14 @@ export interface ExecResult {
  * @category tasks
  * @example
  * ```ts
- * import { NamespaceSet, Task } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
  *
- * const links = NamespaceSet.run(set, Task.exec("ip", ["-o", "link"]))
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"], { loopback: "up" })
+ *   const { exitCode, stdout } = yield* NamespaceSet.run(set, Task.exec("ip", ["-o", "link"]))
+ *   return stdout  // "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN ..."
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const exec = (
@@ -188,6 +230,17 @@ export interface ReadFileOptions {
  * read the set's own view under `/proc/thread-self` (e.g. `/proc/thread-self/net/dev`).
  *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["net"])
+ *   // The thread's own network namespace, the set's (/proc/net is the main thread's: the host's)
+ *   return yield* NamespaceSet.run(set, Task.readFile("/proc/thread-self/net/dev"))  // a table of one link: lo
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const readFile = (
   path: string,
@@ -203,6 +256,17 @@ export const readFile = (
  *
  * @since 0.1.0
  * @category tasks
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const router = yield* NamespaceSet.unshareCurrent(["net"])
+ *   // Forwarding in the router's network namespace only; the host's setting is untouched
+ *   yield* NamespaceSet.run(router, Task.writeFile("/proc/sys/net/ipv4/ip_forward", "1"))
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const writeFile = (
   path: string,
@@ -220,6 +284,18 @@ export const writeFile = (
  *
  * @since 0.1.0
  * @category tasks
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * // A new uts namespace starts with a copy of the host's name
+ * const program = NamespaceSet.unshareCurrent(["uts"]).pipe(
+ *   Effect.flatMap(NamespaceSet.run(Task.hostname)),
+ *   Effect.scoped,
+ *   Effect.provide(PinnedThreads.layer())
+ * )
+ * ```
  */
 export const hostname: Task<string> = make("hostname")
 
@@ -229,6 +305,17 @@ export const hostname: Task<string> = make("hostname")
  *
  * @since 0.1.0
  * @category tasks
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+ *
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.unshareCurrent(["uts"])
+ *   yield* NamespaceSet.run(set, Task.setHostname("box"))
+ *   return yield* NamespaceSet.run(set, Task.hostname)  // "box"; the host's name is unchanged
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
+ * ```
  */
 export const setHostname = (name: string): Task<void, InvalidOptions | SystemError | PermissionDenied> =>
   make("setHostname", { name })
@@ -269,12 +356,17 @@ export interface ModuleTaskContext {
  * @example
  * ```ts
  * import * as fs from "node:fs"
- * import { NamespaceSet, Task } from "gonso"
+ * import { Effect } from "effect"
+ * import { NamespaceSet, PinnedThreads, Task } from "gonso"
  *
- * // tasks.ts
+ * // tasks.ts: runs on the pinned thread, inside the set (synchronous fs only)
  * export const interfaces = (_: void) => fs.readdirSync("/sys/class/net")
+ *
  * // main.ts
- * const names = NamespaceSet.run(set, Task.module<void, Array<string>>(new URL("./tasks.ts", import.meta.url), "interfaces", undefined))
+ * const program = Effect.gen(function*() {
+ *   const set = yield* NamespaceSet.withOwnSysfs(yield* NamespaceSet.unshareCurrent(["net"]))
+ *   return yield* NamespaceSet.run(set, Task.module<void, Array<string>>(new URL("./tasks.ts", import.meta.url), "interfaces", undefined))  // ["lo"]
+ * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
 export const module = <I, O>(url: string | URL, exportName: string, input: I): Task<O, ModuleTaskError | InvalidOptions> =>
