@@ -31,7 +31,6 @@ const missing: Array<string> = []
 for (const module of modules) {
   const text = fs.readFileSync(path.join(root, module), "utf8")
   const name = path.basename(module, ".ts")
-  const lines = text.split("\n")
   // Each doc comment, with the line where it starts and the declaration that follows it.
   for (const match of text.matchAll(/\/\*\*([\s\S]*?)\*\/\s*\n([^\n]*)/g)) {
     const startLine = text.slice(0, match.index).split("\n").length
@@ -39,7 +38,8 @@ for (const module of modules) {
     const declaration = match[2]!
     const exported = /^export (?:const|function|let) (\w+)|^export \{ ?(\w+)/.exec(declaration)
     const blocks = [...comment.matchAll(/@example[^\n]*\n((?:\s*\*[^\n]*\n)*?)\s*\*\s*```ts\n([\s\S]*?)\n\s*\*\s*```/g)]
-    if (exported !== null && blocks.length === 0) {
+    // `@internal` exports are not part of the API (the reference leaves them out too).
+    if (exported !== null && blocks.length === 0 && !comment.includes("@internal")) {
       missing.push(`${module}:${startLine + comment.split("\n").length - 1}: ${exported[1] ?? exported[2]} has no @example`)
     }
     blocks.forEach((block, index) => {
@@ -50,7 +50,6 @@ for (const module of modules) {
       examples.push({ file: `${name}.${label}.${index}.ts`, source: module, line, code })
     })
   }
-  void lines
 }
 
 fs.rmSync(out, { recursive: true, force: true })

@@ -106,7 +106,7 @@ const scopedAgent = <A extends http.Agent>(
  * must be IP addresses. Destroyed when the current Scope closes.
  *
  * @since 0.1.0
- * @category layers
+ * @category constructors
  * @example
  * ```ts
  * import * as fs from "node:fs"
@@ -151,6 +151,7 @@ export const httpsAgent = (
  * `https://` only). Hosts must be IP addresses: a name fails the request, and is never looked up.
  *
  * @since 0.1.0
+ * @category layers
  * @example
  * ```ts
  * import * as fs from "node:fs"

@@ -199,21 +199,6 @@ const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num
  * the main thread and the process reaped there, so no thread waits on it.
  *
  * @internal
- *
- * @category running
- * @example
- * ```ts
- * import { NamespaceSet } from "gonso"
- * import { execWith, type SpawnError } from "gonso/NamespacedProcess"
- * import { runSpec } from "gonso/internal/set"
- *
- * // What NamespaceSet.run does with Task.exec: a shared pinned thread inside the set starts it
- * const exec = (set: NamespaceSet.NamespaceSet, command: string, args: ReadonlyArray<string>) =>
- *   execWith(
- *     (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.run", set, { op: "spawn", args: spawnArgs }, true),
- *     { command, args, maxBuffer: 16 * 1024 * 1024 }
- *   )
- * ```
  */
 export const execWith = <R>(
   start: (args: Operations["spawn"]["args"]) => Effect.Effect<number, SpawnError, R>,
@@ -250,24 +235,6 @@ export const execWith = <R>(
  * `spawn` operation to a thread inside the set (a shared one, or one leased by `enter`).
  *
  * @internal
- *
- * @category running
- * @example
- * ```ts
- * import { NamespaceSet } from "gonso"
- * import { spawnWith, type SpawnError } from "gonso/NamespacedProcess"
- * import { runSpec } from "gonso/internal/set"
- *
- * // What NamespaceSet.spawn does: a shared pinned thread inside the set starts the process
- * const spawn = (set: NamespaceSet.NamespaceSet, command: string, args: ReadonlyArray<string>) =>
- *   spawnWith(
- *     "NamespaceSet.spawn",
- *     (spawnArgs) => runSpec<number, SpawnError>("NamespaceSet.spawn", set, { op: "spawn", args: spawnArgs }, true),
- *     command,
- *     args,
- *     {}
- *   )
- * ```
  */
 export const spawnWith = <R>(
   operation: string,

@@ -158,7 +158,7 @@ const linkByName = (name: string): Item => ({
   link: name
 })
 
-const assemble = (rawLinks: ReadonlyArray<RawLink>, addressReply: Buffer): Array<Link> => {
+const assemble = (rawLinks: ReadonlyArray<RawLink>, addressReply: Buffer, everyLink: ReadonlyArray<RawLink> = rawLinks): Array<Link> => {
   const byIndex = new Map<number, Array<Address>>()
   for (const { payload } of parseMessages(addressReply)) {
     const raw = decodeAddress(payload)
@@ -172,7 +172,7 @@ const assemble = (rawLinks: ReadonlyArray<RawLink>, addressReply: Buffer): Array
     })
     byIndex.set(raw.index, list)
   }
-  const names = new Map(rawLinks.map((link) => [link.index, link.name]))
+  const names = new Map(everyLink.map((link) => [link.index, link.name]))
   return rawLinks.map((raw) => ({
     index: raw.index,
     name: raw.name,
@@ -235,8 +235,9 @@ export const links = (set: NamespaceSet): Effect.Effect<ReadonlyArray<Link>, Err
  */
 export const link = (set: NamespaceSet, name: string): Effect.Effect<Link, Error, PinnedThreads> =>
   Effect.map(
-    exchange("Network.link", set, [linkByName(name), { encoded: addressDump() }]),
-    ([link, addresses]) => assemble(rawLinks(link!), addresses!)[0]!
+    // The dump of every link names the bridge the link is attached to.
+    exchange("Network.link", set, [linkByName(name), { encoded: linkDump() }, { encoded: addressDump() }]),
+    ([link, all, addresses]) => assemble(rawLinks(link!), addresses!, rawLinks(all!))[0]!
   )
 
 /**

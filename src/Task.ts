@@ -139,6 +139,7 @@ export interface ExecOptions {
  * The default `maxBuffer` of {@link exec} and `maxBytes` of {@link readFile}: 16 MiB.
  *
  * @since 0.1.0
+ * @category constants
  * @example
  * ```ts
  * import { Task } from "gonso"
@@ -210,12 +211,15 @@ export const exec = (
  * Options of {@link readFile}.
  *
  * @since 0.1.0
- * @category tasks
+ * @category models
  */
 export interface ReadFileOptions {
   /**
-   * The most bytes to read (default 16 MiB, at most 64 MiB: what the channel to a thread
-   * carries). A larger file fails with `OutputTooLarge`, after reading no more than this.
+   * The most bytes to read (default 16 MiB, at most 64 MiB). A larger file fails with
+   * `OutputTooLarge`, after reading no more than this. The text crosses back from the thread in a
+   * 64 MiB channel, quoted as JSON, which adds to its size (a few bytes, more for control
+   * characters): an answer that does not fit fails with `PayloadTooLarge`. For files that large,
+   * stream them with `NamespaceSet.spawn` (`cat`).
    */
   readonly maxBytes?: number | undefined
 }
@@ -230,6 +234,7 @@ export interface ReadFileOptions {
  * read the set's own view under `/proc/thread-self` (e.g. `/proc/thread-self/net/dev`).
  *
  * @since 0.1.0
+ * @category tasks
  * @example
  * ```ts
  * import { Effect } from "effect"

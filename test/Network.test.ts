@@ -54,6 +54,8 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.deepStrictEqual(ours, yield* ipLinks(set))
         const port = ours.find((link) => link.name === "port0")!
         assert.deepInclude(port, { kind: "veth", mac: "02:00:00:00:00:2a", master: "br0", up: true })
+        // One link by name is the same as in the list, its bridge by name too.
+        assert.deepStrictEqual(yield* Network.link(set, "port0"), (yield* Network.links(set)).find((link) => link.name === "port0"))
         assert.deepInclude(ours.find((link) => link.name === "ve0")!, { kind: "veth", mtu: 1400 })
         assert.deepInclude(ours.find((link) => link.name === "lo")!.addresses[0]!, { address: "127.0.0.1", prefix: 8, scope: "host" })
       }))
