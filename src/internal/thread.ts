@@ -31,7 +31,7 @@ import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceErro
 import type { Stats } from "../PinnedThreads.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
-import type { Notice, Ready, Request, Response, WorkerData } from "./protocol.ts"
+import { type Notice, PINNED_THREAD, type Ready, type Request, type Response, type WorkerData } from "./protocol.ts"
 
 // The worker is plain (erasable) TypeScript run by Node itself; once built, it is the .js beside
 // this module. tsc does not rewrite URLs, so the extension comes from this module's own URL.
@@ -495,8 +495,8 @@ const startThread = (pool: ThreadPool): Promise<PinnedThread> =>
     let worker: Worker
     try {
       const data: WorkerData = extension === ".ts"
-        ? { channel: buffers, sources: strippedSources(), entry: workerUrl.href }
-        : { channel: buffers }
+        ? { gonso: PINNED_THREAD, channel: buffers, sources: strippedSources(), entry: workerUrl.href }
+        : { gonso: PINNED_THREAD, channel: buffers }
       worker = extension === ".ts"
         ? new Worker(bootstrap, { eval: true, workerData: data, stdout: false, stderr: false })
         : new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
