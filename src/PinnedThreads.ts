@@ -14,9 +14,11 @@
 import { promises as fsp } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { isMainThread, workerData } from "node:worker_threads"
 import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import { InvalidOptions, ThreadFailure } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
+import { PINNED_THREAD } from "./internal/protocol.ts"
 import { bundlingHint, defaultWorkerUrl, pools, ThreadPool } from "./internal/thread.ts"
 import { cStringProblem, decodeOptions } from "./internal/validate.ts"
 
@@ -178,6 +180,15 @@ const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions 
 }
 
 /**
+ * A layer built on one of gonso's own pinned threads: code on a pinned thread must start no
+ * threads, and when it is the program itself, run there because its `workerUrl` names the program
+ * rather than gonso's worker, each thread would run the program again and start a thread of its
+ * own, without end. Refused, so that such a thread ends and fails to start instead.
+ */
+const onPinnedThread = (): boolean =>
+  !isMainThread && (workerData as { gonso?: unknown } | null)?.gonso === PINNED_THREAD
+
+/**
  * A point-in-time count of the service's threads.
  *
  * @since 0.1.0
@@ -273,6 +284,11 @@ export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedTh
 
 const make = (options: Options) =>
   Effect.gen(function*() {
+    if (onPinnedThread()) {
+      return yield* new ThreadFailure({
+        reason: "PinnedThreads.layer was built on a pinned thread, where no thread may be started: most likely the workerUrl of the layer that started this thread names the program itself, not gonso's worker (gonso/worker; see gonso's docs/bundling.md)"
+      })
+    }
     const { workerUrl: given, ...limits } = yield* validOptions(options)
     const workerUrl = yield* checkWorker(given)
     yield* Effect.promise(() => fsp.access("/"))

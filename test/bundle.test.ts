@@ -137,6 +137,23 @@ describe("an esbuild bundle", () => {
     expect("code" in result && result.code).toBe(2)
   })
 
+  it("given itself as workerUrl (a mistake), fails at once with ThreadFailure instead of starting threads without end", async () => {
+    // Each thread would run the program, which would build a layer and start a thread of its
+    // own, and so on: the layer refuses to be built on a pinned thread, so the first thread
+    // ends, and the program's first run fails.
+    const result = await node(["app.js"], { env: { GONSO_APP_WORKER: "self" }, timeout: 10_000 })
+    expect(result.stderr).toBe("")
+    // Two lines (a Worker prints through the program's stdout), in either order.
+    const failures = result.stdout.trim().split("\n").map((line) => (JSON.parse(line) as { failed: { tag: string; reason: string } }).failed)
+    expect(failures.map((failure) => failure.tag)).toEqual(["ThreadFailure", "ThreadFailure"])
+    const [onThread, inProgram] = failures.sort((a, b) => a.reason.startsWith("PinnedThreads.layer") ? -1 : b.reason.startsWith("PinnedThreads.layer") ? 1 : 0)
+    // The thread's: the program, run on it, could not build its layer.
+    expect(onThread!.reason).toMatch(/^PinnedThreads\.layer was built on a pinned thread/)
+    // The program's: the script given ended without starting a thread.
+    expect(inProgram!.reason).toContain(`${path.join(ship, "app.js")} exited with code 2 while starting`)
+    expect(inProgram!.reason).toContain("gonso/worker")
+  })
+
   it("its worker, imported on the main thread, throws a clear error having done nothing", async () => {
     const result = await node(["--input-type=module", "-e", importOnMainThread(pathToFileURL(path.join(ship, "gonso-worker.js")).href)])
     expect(JSON.parse(result.stdout)).toEqual({ threw: expect.stringContaining("must not be imported"), newFds: 0 })
