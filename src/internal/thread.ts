@@ -26,6 +26,7 @@ import * as fs from "node:fs"
 import { stripTypeScriptTypes } from "node:module"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
+import * as util from "node:util"
 import { Worker } from "node:worker_threads"
 import { Effect, Exit, type Scope } from "effect"
 import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
@@ -505,6 +506,13 @@ export class PinnedThread {
   }
 }
 
+/**
+ * What a Worker threw before it started, as text. An Error arrives as one; anything else (an
+ * Effect error the script failed with, say) arrives as an object that only `util.inspect` can show.
+ */
+const describeThrown = (error: unknown): string =>
+  typeof (error as Error | null)?.message === "string" ? (error as Error).message : util.inspect(error, { breakLength: Infinity })
+
 /** Starts a Worker on `entry` and waits for it to report its tid and baseline namespaces. */
 const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
   new Promise((resolve, reject) => {
@@ -527,7 +535,7 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
     const onError = (error: Error) => {
       const code = (error as NodeJS.ErrnoException)?.code
       const missing = code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND"
-      reject(`could not start ${script}: ${error.message}${missing ? `; ${bundlingHint}` : ""}`)
+      reject(`could not start ${script}: ${describeThrown(error)}${missing ? `; ${bundlingHint}` : ""}`)
     }
     // A script that ends without a word is not gonso's worker.
     const onExit = (code: number) => reject(`${script} exited with code ${code} while starting; is it gonso's worker script (gonso/worker)?`)
