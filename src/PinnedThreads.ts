@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { promises as fsp } from "node:fs"
+import { constants as fsConstants, promises as fsp } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { isMainThread, workerData } from "node:worker_threads"
@@ -157,7 +157,8 @@ const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions 
   const file = fileURLToPath(url)
   return Effect.tryPromise({
     try: async () => {
-      const handle = await fsp.open(file, "r")
+      // Non-blocking: opening a FIFO would otherwise wait for a writer.
+      const handle = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
       try {
         const stats = await handle.stat()
         if (!stats.isFile()) throw Object.assign(new Error("not a regular file"), { code: "ENOTREG" })
@@ -168,7 +169,11 @@ const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions 
     },
     catch: (error) => {
       const code = (error as NodeJS.ErrnoException)?.code
-      const why = code === "ENOTREG" ? "is not a regular file" : `cannot be read (${code ?? String(error)})`
+      // Out of fds or memory, say: nothing is wrong with the file, and nothing to say about bundles.
+      if (code === undefined || !notThere.has(code)) {
+        return new ThreadFailure({ reason: `gonso's worker script ${file} could not be checked: ${(error as Error)?.message ?? String(error)}` })
+      }
+      const why = code === "ENOTREG" ? "is not a regular file" : `cannot be read (${code})`
       return given === undefined
         ? new ThreadFailure({ reason: `gonso's worker script ${file} ${why}; ${bundlingHint}` })
         : new InvalidOptions({
@@ -178,6 +183,9 @@ const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions 
     }
   })
 }
+
+/** The errors of opening a worker script that say it is not there, or not one that can be run. */
+const notThere = new Set(["ENOENT", "ENOTDIR", "ENOTREG", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "ENXIO"])
 
 /**
  * A layer built on one of gonso's own pinned threads: code on a pinned thread must start no

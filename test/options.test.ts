@@ -1,3 +1,7 @@
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Cause, Effect, Layer } from "effect"
@@ -69,6 +73,15 @@ describe("options are validated", () => {
       assert.include(error?.reason, missing)
       assert.include(error?.reason, "docs/bundling.md")
       yield* invalid(build({ min: 0, workerUrl: "/tmp" }), operation, "not a regular file")
+      yield* invalid(build({ min: 0, workerUrl: "/dev/zero" }), operation, "not a regular file")
+      // A FIFO with no writer: looked at without waiting for one (opening it to read would).
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-fifo-"))
+      try {
+        execFileSync("mkfifo", [path.join(dir, "worker.js")])
+        yield* invalid(build({ min: 0, workerUrl: path.join(dir, "worker.js") }), operation, "not a regular file")
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
       // The worker itself, in every form, builds.
       yield* build({ min: 0, workerUrl: worker })
       yield* build({ min: 0, workerUrl: worker.href })
