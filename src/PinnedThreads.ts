@@ -154,6 +154,10 @@ const validOptions = (options: Options): Effect.Effect<{ min: number; max: numbe
  */
 const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions | ThreadFailure> => {
   const url = given ?? defaultWorkerUrl
+  // A given URL is a file: URL already; gonso's own modules could be loaded from elsewhere.
+  if (url.protocol !== "file:") {
+    return Effect.fail(new ThreadFailure({ reason: `gonso's worker script ${url.href} is not a file; ${bundlingHint}` }))
+  }
   const file = fileURLToPath(url)
   return Effect.tryPromise({
     try: async () => {
