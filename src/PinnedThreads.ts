@@ -11,12 +11,16 @@
  *
  * @since 0.1.0
  */
-import { promises as fsp } from "node:fs"
+import { constants as fsConstants, promises as fsp } from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { isMainThread, workerData } from "node:worker_threads"
 import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect"
-import { InvalidOptions, type ThreadFailure } from "./NamespaceError.ts"
+import { InvalidOptions, ThreadFailure } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
-import { pools, ThreadPool } from "./internal/thread.ts"
-import { decodeOptions } from "./internal/validate.ts"
+import { PINNED_THREAD } from "./internal/protocol.ts"
+import { bundlingHint, defaultWorkerUrl, pools, ThreadPool } from "./internal/thread.ts"
+import { cStringProblem, decodeOptions } from "./internal/validate.ts"
 
 /**
  * Options of {@link layer}.
@@ -34,6 +38,36 @@ export interface Options {
   readonly max?: number | undefined
   /** How long a thread above `min` may stay idle before it is retired (default 30 seconds). */
   readonly idleTimeToLive?: Duration.Input | undefined
+  /**
+   * The script the pinned threads run: gonso's worker, `gonso/worker` (`dist/internal/worker/main.js`
+   * in the package), as a `file:` URL, or a `file:` URL string or absolute path. Leave it out
+   * (the default) to use the worker beside gonso's own modules, which is where it is unless gonso
+   * was bundled into the program: a bundler inlines gonso's modules but not the worker, which
+   * Node loads by its URL. Bundle `gonso/worker` as an entry of its own and pass its URL here
+   * (see docs/bundling.md).
+   *
+   * The layer checks, when it is built, that the file is there and can be read: a missing
+   * worker fails the layer with `InvalidOptions` (a `workerUrl` given) or `ThreadFailure` (the
+   * default), naming the file, instead of every later run failing with "Cannot find module".
+   *
+   * @example
+   * ```ts
+   * // main.ts, bundled by esbuild with gonso/worker as a second entry, named gonso-worker.js
+   * import { Effect } from "effect"
+   * import { NamespaceSet, PinnedThreads, Task } from "gonso"
+   *
+   * const PinnedThreadsLive = PinnedThreads.layer({
+   *   workerUrl: new URL("./gonso-worker.js", import.meta.url)
+   * })
+   *
+   * const program = NamespaceSet.current(["net"]).pipe(
+   *   Effect.flatMap(NamespaceSet.run(Task.tid)),
+   *   Effect.scoped,
+   *   Effect.provide(PinnedThreadsLive)
+   * )
+   * ```
+   */
+  readonly workerUrl?: URL | string | undefined
 }
 
 /**
@@ -55,13 +89,50 @@ const threads = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: maxThre
 const OptionsSchema = Schema.Struct({
   min: Schema.optional(threads),
   max: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxThreads }))),
-  idleTimeToLive: Schema.optional(Schema.Unknown)
+  idleTimeToLive: Schema.optional(Schema.Unknown),
+  workerUrl: Schema.optional(Schema.Unknown)
 })
 
-/** The options, checked: whole numbers in range, `min <= max`, a duration that is one. */
-const validOptions = (options: Options): Effect.Effect<{ min: number; max: number; idleTimeToLiveMs: number }, InvalidOptions> =>
+const operation = "PinnedThreads.layer"
+
+/**
+ * `workerUrl` as a `file:` URL, or why it is not one: a URL or a string, a `file:` URL with no
+ * host or an absolute path (a relative one would depend on the working directory), no NUL byte
+ * once decoded (`%00`).
+ */
+const workerUrlOf = (value: unknown): URL | InvalidOptions => {
+  const refuse = (why: string) => new InvalidOptions({ operation, reason: `workerUrl ${why}` })
+  const shown = value instanceof URL ? value.href : value
+  if (typeof shown !== "string") {
+    return refuse(`must be a file: URL or an absolute path, not ${value === null ? "null" : typeof value}`)
+  }
+  const nul = cStringProblem(shown)
+  if (nul !== undefined) return refuse(nul)
+  let url: URL
+  if (value instanceof URL || /^[a-z][a-z0-9+.-]*:/i.test(shown)) {
+    if (!URL.canParse(shown)) return refuse(`is not a URL: ${JSON.stringify(shown)}`)
+    url = new URL(shown)
+    if (url.protocol !== "file:") return refuse(`must be a file: URL or an absolute path, not ${JSON.stringify(shown)}`)
+  } else {
+    if (!path.isAbsolute(shown)) {
+      return refuse(`must be a file: URL or an absolute path, not ${JSON.stringify(shown)} (a relative path would depend on the working directory)`)
+    }
+    url = pathToFileURL(shown)
+  }
+  let file: string
+  try {
+    file = fileURLToPath(url)
+  } catch (error) {
+    // A host (file://host/...), or an encoded "/".
+    return refuse(`is not a local file: ${JSON.stringify(shown)}: ${(error as Error).message}`)
+  }
+  const decoded = cStringProblem(file)
+  return decoded === undefined ? url : refuse(decoded)
+}
+
+/** The options, checked: whole numbers in range, `min <= max`, a duration that is one, a file: URL. */
+const validOptions = (options: Options): Effect.Effect<{ min: number; max: number; idleTimeToLiveMs: number; workerUrl: URL | undefined }, InvalidOptions> =>
   Effect.gen(function*() {
-    const operation = "PinnedThreads.layer"
     const decoded = yield* decodeOptions(operation, OptionsSchema, options)
     const min = decoded.min ?? 1
     if (decoded.max !== undefined && min > decoded.max) {
@@ -74,8 +145,68 @@ const validOptions = (options: Options): Effect.Effect<{ min: number; max: numbe
     if (!(idleTimeToLiveMs >= 0)) {
       return yield* new InvalidOptions({ operation, reason: `idleTimeToLive must be a duration of 0 or more, not ${JSON.stringify(String(decoded.idleTimeToLive))}` })
     }
-    return { min, max: decoded.max ?? Math.max(4, min), idleTimeToLiveMs }
+    let workerUrl: URL | undefined
+    if (decoded.workerUrl !== undefined) {
+      const checked = workerUrlOf(decoded.workerUrl)
+      if (checked instanceof InvalidOptions) return yield* checked
+      workerUrl = checked
+    }
+    return { min, max: decoded.max ?? Math.max(4, min), idleTimeToLiveMs, workerUrl }
   })
+
+/**
+ * The worker script, checked when the layer is built: a regular file this program can open now.
+ * Missing, it is named in the failure with what to do, rather than in every run's "Cannot find
+ * module": an `InvalidOptions` when the program gave it, a `ThreadFailure` when it is the default
+ * (gonso bundled without its worker).
+ */
+const checkWorker = (given: URL | undefined): Effect.Effect<URL, InvalidOptions | ThreadFailure> => {
+  const url = given ?? defaultWorkerUrl
+  // A given URL is a file: URL already; gonso's own modules could be loaded from elsewhere.
+  if (url.protocol !== "file:") {
+    return Effect.fail(new ThreadFailure({ reason: `gonso's worker script ${url.href} is not a file; ${bundlingHint}` }))
+  }
+  const file = fileURLToPath(url)
+  return Effect.tryPromise({
+    try: async () => {
+      // Non-blocking: opening a FIFO would otherwise wait for a writer.
+      const handle = await fsp.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+      try {
+        const stats = await handle.stat()
+        if (!stats.isFile()) throw Object.assign(new Error("not a regular file"), { code: "ENOTREG" })
+      } finally {
+        await handle.close()
+      }
+      return url
+    },
+    catch: (error) => {
+      const code = (error as NodeJS.ErrnoException)?.code
+      // Out of fds or memory, say: nothing is wrong with the file, and nothing to say about bundles.
+      if (code === undefined || !notThere.has(code)) {
+        return new ThreadFailure({ reason: `gonso's worker script ${file} could not be checked: ${(error as Error)?.message ?? String(error)}` })
+      }
+      const why = code === "ENOTREG" ? "is not a regular file" : `cannot be read (${code})`
+      return given === undefined
+        ? new ThreadFailure({ reason: `gonso's worker script ${file} ${why}; ${bundlingHint}` })
+        : new InvalidOptions({
+          operation,
+          reason: `workerUrl ${file} ${why}: it must name gonso's worker script, gonso/worker (see gonso's docs/bundling.md)`
+        })
+    }
+  })
+}
+
+/** The errors of opening a worker script that say it is not there, or not one that can be run. */
+const notThere = new Set(["ENOENT", "ENOTDIR", "ENOTREG", "EACCES", "EPERM", "ELOOP", "ENAMETOOLONG", "ENXIO"])
+
+/**
+ * A layer built on one of gonso's own pinned threads: code on a pinned thread must start no
+ * threads, and when it is the program itself, run there because its `workerUrl` names the program
+ * rather than gonso's worker, each thread would run the program again and start a thread of its
+ * own, without end. Refused, so that such a thread ends and fails to start instead.
+ */
+const onPinnedThread = (): boolean =>
+  !isMainThread && (workerData as { gonso?: unknown } | null)?.gonso === PINNED_THREAD
 
 /**
  * A point-in-time count of the service's threads.
@@ -119,7 +250,11 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * kernel has released them.
  *
  * Options that do not fit (`min` or `max` not a whole number in range, `min` above `max`, an
- * `idleTimeToLive` that is no duration, an unknown option) fail the layer with `InvalidOptions`.
+ * `idleTimeToLive` that is no duration, a `workerUrl` that is not a `file:` URL or an absolute
+ * path or names no file that can be read, an unknown option) fail the layer with
+ * `InvalidOptions`. Without a `workerUrl`, a worker script missing from where gonso's modules are
+ * (gonso bundled into the program without it, see docs/bundling.md) fails the layer with
+ * `ThreadFailure`, naming the file.
  *
  * @since 0.1.0
  * @category layers
@@ -169,19 +304,29 @@ export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedTh
 
 const make = (options: Options) =>
   Effect.gen(function*() {
-    const limits = yield* validOptions(options)
+    if (onPinnedThread()) {
+      return yield* new ThreadFailure({
+        reason: "PinnedThreads.layer was built on a pinned thread, where no thread may be started: most likely the workerUrl of the layer that started this thread names the program itself, not gonso's worker (gonso/worker; see gonso's docs/bundling.md)"
+      })
+    }
+    const { workerUrl: given, ...limits } = yield* validOptions(options)
+    const workerUrl = yield* checkWorker(given)
     yield* Effect.promise(() => fsp.access("/"))
     // The pool reports each thread's life with the services the layer is built with: the
     // user's tracer, logger and metric registry.
     const context = yield* Effect.context<never>()
     const pool = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new ThreadPool({
-          ...limits,
-          report: observe.reporter(context),
-          latency: observe.latency(context)
-        })
-      ),
+      Effect.try({
+        try: () =>
+          new ThreadPool({
+            ...limits,
+            workerUrl,
+            report: observe.reporter(context),
+            latency: observe.latency(context)
+          }),
+        // A TypeScript worker's modules are read here, before any thread starts (see ThreadPool).
+        catch: (error) => new ThreadFailure({ reason: `could not read the worker's modules: ${(error as Error)?.message ?? String(error)}` })
+      }),
       (pool) => Effect.promise(() => pool.close())
     )
     const unregister = observe.registerGauges(context, pool)

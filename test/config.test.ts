@@ -1,6 +1,7 @@
 /**
  * `PinnedThreads.layerConfig`: options from Effect `Config`, as the doc comment's example reads them.
  */
+import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Exit } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
@@ -30,6 +31,28 @@ describe("PinnedThreads.layerConfig", () => {
       Effect.provide(PinnedThreadsLive),
       Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ GONSO_MIN_THREADS: "2", GONSO_IDLE_TTL: "5 seconds" })))
     ))
+
+  it.live("reads workerUrl, a path or file: URL that is checked like one given in code", () => {
+    const WithWorker = PinnedThreads.layerConfig({
+      min: Config.Int("GONSO_MIN_THREADS").pipe(Config.withDefault(1)),
+      workerUrl: Config.String("GONSO_WORKER_URL").pipe(Config.withDefault(undefined))
+    })
+    const tidWith = (env: Record<string, string>) =>
+      Effect.scoped(Effect.flatMap(NamespaceSet.current(["net"]), NamespaceSet.run(Task.tid))).pipe(
+        Effect.provide(WithWorker),
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env))),
+        Effect.exit
+      )
+    return Effect.gen(function*() {
+      const worker = fileURLToPath(new URL("../src/internal/worker/main.ts", import.meta.url))
+      const given = yield* tidWith({ GONSO_WORKER_URL: worker })
+      assert.isTrue(Exit.isSuccess(given) && given.value > 0, String(given))
+      const unset = yield* tidWith({})
+      assert.isTrue(Exit.isSuccess(unset), String(unset))
+      const relative = yield* tidWith({ GONSO_WORKER_URL: "gonso-worker.js" })
+      assert.match(String(relative), /InvalidOptions[\s\S]*workerUrl must be a file: URL or an absolute path/)
+    })
+  })
 
   it.live("fails with a ConfigError for an option that is not valid", () =>
     Effect.gen(function*() {

@@ -1,5 +1,11 @@
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { assert, describe, it as plain, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Layer } from "effect"
+import type { InvalidOptions } from "../src/NamespaceError.ts"
 import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 
 /** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
@@ -35,6 +41,51 @@ describe("options are validated", () => {
       // Fitting options build.
       yield* build({ min: 0, max: 256, idleTimeToLive: "1 second" })
       yield* build({ min: 0 })
+    }))
+
+  plain.effect("PinnedThreads.layer: workerUrl is a file: URL or an absolute path of a file there is", () =>
+    Effect.gen(function*() {
+      const operation = "PinnedThreads.layer"
+      const worker = new URL("../src/internal/worker/main.ts", import.meta.url)
+      for (
+        const workerUrl of [
+          `${fileURLToPath(worker)}\0.js`, // a NUL byte: the path would end there
+          "file:///tmp/gonso%00worker.js", // one, encoded
+          "./gonso-worker.js", // relative: would depend on the working directory
+          "gonso-worker.js",
+          "https://example.com/gonso-worker.js",
+          new URL("data:text/javascript,1"),
+          "file://elsewhere/gonso-worker.js", // a host
+          "file:///tmp/a%2Fb.js", // an encoded "/"
+          "",
+          42,
+          null
+        ]
+      ) {
+        yield* invalid(build({ min: 0, workerUrl: workerUrl as never }), operation, "workerUrl")
+      }
+      // Well formed, but no worker there: refused when the layer is built, naming the file and
+      // the bundling docs (it used to fail every run with "Cannot find module").
+      const missing = "/nonexistent/gonso-worker.js"
+      const exit = yield* Effect.exit(build({ min: 0, workerUrl: missing }))
+      const error = exit._tag === "Failure" ? Cause.squash(exit.cause) as InvalidOptions : undefined
+      assert.strictEqual(error?._tag, "InvalidOptions")
+      assert.include(error?.reason, missing)
+      assert.include(error?.reason, "docs/bundling.md")
+      yield* invalid(build({ min: 0, workerUrl: "/tmp" }), operation, "not a regular file")
+      yield* invalid(build({ min: 0, workerUrl: "/dev/zero" }), operation, "not a regular file")
+      // A FIFO with no writer: looked at without waiting for one (opening it to read would).
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-fifo-"))
+      try {
+        execFileSync("mkfifo", [path.join(dir, "worker.js")])
+        yield* invalid(build({ min: 0, workerUrl: path.join(dir, "worker.js") }), operation, "not a regular file")
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+      // The worker itself, in every form, builds.
+      yield* build({ min: 0, workerUrl: worker })
+      yield* build({ min: 0, workerUrl: worker.href })
+      yield* build({ min: 0, workerUrl: fileURLToPath(worker) })
     }))
 })
 

@@ -251,7 +251,14 @@ export type Notice =
   /** A cancelled task's children are killed and reaped: the thread may be terminated. */
   | { readonly type: "cancelled" }
 
+/**
+ * The mark of a Worker started by gonso as a pinned thread: the worker script does nothing
+ * anywhere else (imported on the main thread, or in a Worker of the program's own).
+ */
+export const PINNED_THREAD = "gonso pinned thread"
+
 export interface WorkerData {
+  readonly gonso: typeof PINNED_THREAD
   readonly channel: { readonly control: SharedArrayBuffer; readonly data: readonly [SharedArrayBuffer, SharedArrayBuffer] }
   /** Run from TypeScript sources: the worker's modules, stripped of types by the main thread, by URL. */
   readonly sources?: Readonly<Record<string, string>>

@@ -25,18 +25,33 @@
 import * as fs from "node:fs"
 import { stripTypeScriptTypes } from "node:module"
 import * as os from "node:os"
+import { fileURLToPath } from "node:url"
+import * as util from "node:util"
 import { Worker } from "node:worker_threads"
 import { Effect, Exit, type Scope } from "effect"
 import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceError.ts"
 import type { Stats } from "../PinnedThreads.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
-import type { Notice, Ready, Request, Response, WorkerData } from "./protocol.ts"
+import { type Notice, PINNED_THREAD, type Ready, type Request, type Response, type WorkerData } from "./protocol.ts"
 
 // The worker is plain (erasable) TypeScript run by Node itself; once built, it is the .js beside
 // this module. tsc does not rewrite URLs, so the extension comes from this module's own URL.
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js"
-const workerUrl = new URL(`./worker/main${extension}`, import.meta.url)
+
+/**
+ * The pinned threads' script when the layer is given none (`workerUrl`): the worker beside this
+ * module. In a bundle, this module is inlined into the program and the URL names a file the
+ * bundler did not emit; the program then passes the URL of the worker it bundled itself.
+ */
+export const defaultWorkerUrl = new URL(`./worker/main${extension}`, import.meta.url)
+
+/** Whether a worker script is TypeScript, started through the stripped sources and `bootstrap`. */
+const isTypeScript = (entry: URL): boolean => entry.pathname.endsWith(".ts")
+
+/** What a failure to load the worker script should tell: where it was, and what to do. */
+export const bundlingHint =
+  "if gonso is bundled, bundle its worker (gonso/worker) as an entry of its own and pass that file's URL as PinnedThreads.layer's workerUrl (see gonso's docs/bundling.md)"
 
 /**
  * Run from TypeScript sources, every Worker that imports a `.ts` file loads Node's type stripper,
@@ -45,9 +60,10 @@ const workerUrl = new URL(`./worker/main${extension}`, import.meta.url)
  * Node's module loader through a load hook, so no thread loads the stripper for its own code.
  */
 const strippedSources = (() => {
-  let sources: Record<string, string> | undefined
-  return (): Record<string, string> => {
-    if (sources !== undefined) return sources
+  const byEntry = new Map<string, Record<string, string>>()
+  return (entry: URL): Record<string, string> => {
+    const known = byEntry.get(entry.href)
+    if (known !== undefined) return known
     const collected: Record<string, string> = {}
     const visit = (url: URL) => {
       if (collected[url.href] !== undefined) return
@@ -57,9 +73,9 @@ const strippedSources = (() => {
         visit(new URL(match[1]!, url))
       }
     }
-    visit(workerUrl)
-    sources = collected
-    return sources
+    visit(entry)
+    byEntry.set(entry.href, collected)
+    return collected
   }
 })()
 
@@ -119,6 +135,8 @@ export interface Limits {
   readonly report?: ((event: PoolEvent) => void) | undefined
   /** Told how long each request took, from posting to its answer, in microseconds; must not throw. */
   readonly latency?: ((operation: string, micros: number) => void) | undefined
+  /** The script each thread runs: gonso's worker (`defaultWorkerUrl` unless the layer was given one). */
+  readonly workerUrl: URL
 }
 
 /** A moment in a thread's life, as the pool reports it to whoever observes it. */
@@ -488,24 +506,39 @@ export class PinnedThread {
   }
 }
 
-/** Starts a Worker and waits for it to report its tid and baseline namespaces. */
-const startThread = (pool: ThreadPool): Promise<PinnedThread> =>
+/**
+ * What a Worker threw before it started, as text. An Error arrives as one; anything else (an
+ * Effect error the script failed with, say) arrives as an object that only `util.inspect` can show.
+ */
+const describeThrown = (error: unknown): string =>
+  typeof (error as Error | null)?.message === "string" ? (error as Error).message : util.inspect(error, { breakLength: Infinity })
+
+/** Starts a Worker on `entry` and waits for it to report its tid and baseline namespaces. */
+const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
   new Promise((resolve, reject) => {
     const buffers = channel.make()
     let worker: Worker
     try {
-      const data: WorkerData = extension === ".ts"
-        ? { channel: buffers, sources: strippedSources(), entry: workerUrl.href }
-        : { channel: buffers }
-      worker = extension === ".ts"
+      const data: WorkerData = isTypeScript(entry)
+        ? { gonso: PINNED_THREAD, channel: buffers, sources: strippedSources(entry), entry: entry.href }
+        : { gonso: PINNED_THREAD, channel: buffers }
+      worker = isTypeScript(entry)
         ? new Worker(bootstrap, { eval: true, workerData: data, stdout: false, stderr: false })
-        : new Worker(workerUrl, { workerData: data, stdout: false, stderr: false })
+        : new Worker(entry, { workerData: data, stdout: false, stderr: false })
     } catch (error) {
       // e.g. EAGAIN: the process may not start another thread (a pids or threads limit).
       return reject(`could not start: ${(error as Error)?.message ?? String(error)}`)
     }
-    const onError = (error: Error) => reject(`could not start: ${error.message}`)
-    const onExit = (code: number) => reject(`exited with code ${code} while starting`)
+    const script = entry.protocol === "file:" ? fileURLToPath(entry) : entry.href
+    // The script could not be loaded (it is gone, or the path names something else): the error
+    // says which file it was and what to do about it.
+    const onError = (error: Error) => {
+      const code = (error as NodeJS.ErrnoException)?.code
+      const missing = code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND"
+      reject(`could not start ${script}: ${describeThrown(error)}${missing ? `; ${bundlingHint}` : ""}`)
+    }
+    // A script that ends without a word is not gonso's worker.
+    const onExit = (code: number) => reject(`${script} exited with code ${code} while starting; is it gonso's worker script (gonso/worker)?`)
     worker.once("error", onError)
     worker.once("exit", onExit)
     worker.once("message", (notice: Notice) => {
@@ -546,7 +579,7 @@ export class ThreadPool {
     this.sharedLimit = Math.max(1, Math.min(limits.max, os.availableParallelism() - 1))
     // Read the thread's sources now, with the privileges the program has while it builds the
     // layer: a program that drops them later may no longer read its own files.
-    if (extension === ".ts") strippedSources()
+    if (isTypeScript(limits.workerUrl)) strippedSources(limits.workerUrl)
     for (let i = 0; i < limits.min; i++) this.start("min")
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1_000, limits.idleTimeToLiveMs / 2)))
     this.sweeper.unref()
@@ -738,7 +771,7 @@ export class ThreadPool {
   private start(reason: "min" | "demand" | "replacement" = "demand"): void {
     if (this.closed) return
     this.starting++
-    startThread(this).then(
+    startThread(this, this.limits.workerUrl).then(
       (thread) => {
         this.starting--
         if (this.closed) {

@@ -10,15 +10,15 @@
  *
  * @internal
  */
-import { parentPort, workerData } from "node:worker_threads"
+// First: nothing below is evaluated unless gonso started this thread (see `started.ts`).
+import { data, port } from "./started.ts"
 import * as channel from "../channel.ts"
 import { syscallError } from "../failure.ts"
-import type { Notice, Outcome, Request, Response, WireError, WorkerData } from "../protocol.ts"
+import type { Notice, Outcome, Request, Response, WireError } from "../protocol.ts"
 import * as state from "./state.ts"
 import { handlers, moving } from "./tasks.ts"
 
-const port = parentPort!
-const chan = channel.attach((workerData as WorkerData).channel)
+const chan = channel.attach(data.channel)
 /** The slot the next batch comes in: the main side fills them alternately. */
 let next: 0 | 1 = 0
 const notify = (notice: Notice) => port.postMessage(notice)
