@@ -68,6 +68,13 @@ export interface Options {
    * ```
    */
   readonly workerUrl?: URL | string | undefined
+  /**
+   * How long a new thread may take to start and report ready before it is terminated and its
+   * start counted as failed (default 30 seconds; a Worker usually starts in tens of
+   * milliseconds). It bounds the wait of callers when `workerUrl` names a script that never
+   * reports, such as a server.
+   */
+  readonly startTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -90,7 +97,8 @@ const OptionsSchema = Schema.Struct({
   min: Schema.optional(threads),
   max: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxThreads }))),
   idleTimeToLive: Schema.optional(Schema.Unknown),
-  workerUrl: Schema.optional(Schema.Unknown)
+  workerUrl: Schema.optional(Schema.Unknown),
+  startTimeout: Schema.optional(Schema.Unknown)
 })
 
 const operation = "PinnedThreads.layer"
@@ -131,7 +139,9 @@ const workerUrlOf = (value: unknown): URL | InvalidOptions => {
 }
 
 /** The options, checked: whole numbers in range, `min <= max`, a duration that is one, a file: URL. */
-const validOptions = (options: Options): Effect.Effect<{ min: number; max: number; idleTimeToLiveMs: number; workerUrl: URL | undefined }, InvalidOptions> =>
+const validOptions = (
+  options: Options
+): Effect.Effect<{ min: number; max: number; idleTimeToLiveMs: number; startTimeoutMs: number; workerUrl: URL | undefined }, InvalidOptions> =>
   Effect.gen(function*() {
     const decoded = yield* decodeOptions(operation, OptionsSchema, options)
     const min = decoded.min ?? 1
@@ -145,13 +155,21 @@ const validOptions = (options: Options): Effect.Effect<{ min: number; max: numbe
     if (!(idleTimeToLiveMs >= 0)) {
       return yield* new InvalidOptions({ operation, reason: `idleTimeToLive must be a duration of 0 or more, not ${JSON.stringify(String(decoded.idleTimeToLive))}` })
     }
+    const start = decoded.startTimeout === undefined
+      ? Option.some(Duration.seconds(30))
+      : Duration.fromInput(decoded.startTimeout as Duration.Input)
+    const startTimeoutMs = Option.isSome(start) ? Duration.toMillis(start.value) : Number.NaN
+    // setTimeout's own limit, about 24.8 days.
+    if (!(startTimeoutMs > 0 && startTimeoutMs <= 2 ** 31 - 1)) {
+      return yield* new InvalidOptions({ operation, reason: `startTimeout must be a duration above 0 and at most 24 days, not ${JSON.stringify(String(decoded.startTimeout))}` })
+    }
     let workerUrl: URL | undefined
     if (decoded.workerUrl !== undefined) {
       const checked = workerUrlOf(decoded.workerUrl)
       if (checked instanceof InvalidOptions) return yield* checked
       workerUrl = checked
     }
-    return { min, max: decoded.max ?? Math.max(4, min), idleTimeToLiveMs, workerUrl }
+    return { min, max: decoded.max ?? Math.max(4, min), idleTimeToLiveMs, startTimeoutMs, workerUrl }
   })
 
 /**

@@ -7,6 +7,7 @@ import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Cause, Effect, Layer } from "effect"
 import type { InvalidOptions } from "../src/NamespaceError.ts"
 import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { eventually } from "./helpers.ts"
 
 /** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
 const invalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
@@ -38,6 +39,9 @@ describe("options are validated", () => {
       yield* invalid(build({ min: 0, idleTimeToLive: "bogus" as never }), operation, "idleTimeToLive")
       yield* invalid(build({ min: 0, idleTimeToLive: -5 }), operation, "idleTimeToLive")
       yield* invalid(build({ min: 0, threads: 3 } as never), operation, "threads")
+      yield* invalid(build({ min: 0, startTimeout: 0 }), operation, "startTimeout")
+      yield* invalid(build({ min: 0, startTimeout: "30 days" }), operation, "startTimeout")
+      yield* invalid(build({ min: 0, startTimeout: "soon" as never }), operation, "startTimeout")
       // Fitting options build.
       yield* build({ min: 0, max: 256, idleTimeToLive: "1 second" })
       yield* build({ min: 0 })
@@ -82,6 +86,22 @@ describe("options are validated", () => {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })
       }
+      // A script that never reports ready (a server, say): the thread is given up after
+      // startTimeout, terminated, and the run waiting for it fails with ThreadFailure.
+      const serverDir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-server-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(serverDir, { recursive: true, force: true })))
+      fs.writeFileSync(path.join(serverDir, "server.mjs"), "setInterval(() => {}, 1000)\n")
+      const threadsBefore = fs.readdirSync("/proc/self/task").length
+      const never = yield* Effect.exit(
+        Effect.scoped(Effect.flatMap(NamespaceSet.current(["uts"]), (set) => NamespaceSet.run(set, Task.tid))).pipe(
+          Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: path.join(serverDir, "server.mjs"), startTimeout: "300 millis" })),
+          Effect.timeout("10 seconds")
+        )
+      )
+      const failure = never._tag === "Failure" ? Cause.squash(never.cause) as { _tag?: string; reason?: string } : undefined
+      assert.strictEqual(failure?._tag, "ThreadFailure", String(failure))
+      assert.include(failure?.reason, "did not report ready within 300 ms")
+      assert.isTrue(yield* Effect.promise(() => eventually(() => fs.readdirSync("/proc/self/task").length <= threadsBefore)), "the thread was not terminated")
       // The worker itself, in every form, builds.
       yield* build({ min: 0, workerUrl: worker })
       yield* build({ min: 0, workerUrl: worker.href })

@@ -137,6 +137,8 @@ export interface Limits {
   readonly latency?: ((operation: string, micros: number) => void) | undefined
   /** The script each thread runs: gonso's worker (`defaultWorkerUrl` unless the layer was given one). */
   readonly workerUrl: URL
+  /** How long a thread may take to start and report ready (default 30 seconds). */
+  readonly startTimeoutMs?: number | undefined
 }
 
 /** A moment in a thread's life, as the pool reports it to whoever observes it. */
@@ -539,11 +541,29 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
     }
     // A script that ends without a word is not gonso's worker.
     const onExit = (code: number) => reject(`${script} exited with code ${code} while starting; is it gonso's worker script (gonso/worker)?`)
-    worker.once("error", onError)
-    worker.once("exit", onExit)
-    worker.once("message", (notice: Notice) => {
+    // A script that neither reports nor ends (not gonso's worker: a server, say) would keep
+    // every caller waiting for a thread that never comes.
+    const timer = setTimeout(() => {
       worker.off("error", onError)
       worker.off("exit", onExit)
+      worker.removeAllListeners("message")
+      worker.on("error", () => {})
+      void worker.terminate()
+      reject(`${script} did not report ready within ${pool.startTimeoutMs} ms; is it gonso's worker script (gonso/worker)?`)
+    }, pool.startTimeoutMs)
+    timer.unref()
+    worker.once("error", (error) => {
+      clearTimeout(timer)
+      onError(error)
+    })
+    worker.once("exit", (code) => {
+      clearTimeout(timer)
+      onExit(code)
+    })
+    worker.once("message", (notice: Notice) => {
+      clearTimeout(timer)
+      worker.removeAllListeners("error")
+      worker.removeAllListeners("exit")
       // A pinned thread's unexpected error is seen as its exit; keep the default handler from
       // turning it into an uncaught exception of the main thread.
       worker.on("error", () => {})
@@ -573,6 +593,11 @@ export class ThreadPool {
   private counters = { spawned: 0, dropped: 0, retired: 0 }
   /** Threads that may serve shared requests at once: more only add pollers competing for cores. */
   private readonly sharedLimit: number
+
+  /** How long a thread may take to start before it is given up (`Limits.startTimeoutMs`). */
+  get startTimeoutMs(): number {
+    return this.limits.startTimeoutMs ?? 30_000
+  }
 
   constructor(limits: Limits) {
     this.limits = limits
