@@ -254,6 +254,13 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.strictEqual(mtu._tag, "InvalidOptions")
       }))
 
+    plainIt("a link is found by name with no fd to spare beyond the netlink socket (running out was reported as a missing link)", () => {
+      const script = new URL("./fixtures/netlink-last-fd.ts", import.meta.url).pathname
+      const result = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$1"`, process.execPath, script], { encoding: "utf8", timeout: 30_000 })
+      assert.strictEqual(result.status, 0, result.stderr)
+      assert.deepStrictEqual(JSON.parse(result.stdout), { ok: true, up: true })
+    })
+
     plainIt("without CAP_NET_ADMIN: NetworkPermissionDenied, with the operation, link and errno", () => {
       const script = new URL("./fixtures/network-unprivileged.ts", import.meta.url).pathname
       const result = spawnSync("setpriv", ["--bounding-set=-net_admin", process.execPath, script], { encoding: "utf8", timeout: 30_000 })

@@ -670,8 +670,13 @@ const nl = lazily({
   send: () => lib.func("long send(int fd, const uint8_t *buf, size_t len, int flags)"),
   recv: () => lib.func("long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)"),
   poll: () => lib.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)"),
-  ifNameToIndex: () => lib.func("unsigned int if_nametoindex(const char *name)")
+  ioctlIfreq: () => lib.func("ioctl", "int", ["int", "unsigned long", koffi.inout(koffi.pointer("uint8_t"))])
 })
+
+/** `SIOCGIFINDEX`, and the size of `struct ifreq` and of its name (`IFNAMSIZ`, with the NUL). */
+const SIOCGIFINDEX = 0x8933
+const IFREQ_SIZE = 40
+const IFNAMSIZ = 16
 
 /**
  * A `NETLINK_ROUTE` socket in the calling thread's network namespace (for life, like every
@@ -721,9 +726,17 @@ export const receiveDatagram = (fd: number, buffer: Buffer): Buffer | undefined 
   return target.subarray(0, got)
 }
 
-/** `if_nametoindex(3)` in the calling thread's network namespace; ENODEV when there is no such link. */
-export const interfaceIndex = (name: string): number => {
-  const index = nl.ifNameToIndex(name) as number
-  if (index === 0) throw new SyscallFailure("if_nametoindex", koffi.errno() || 19 /* ENODEV */)
-  return index
+/**
+ * The index of link `name` in the network namespace of socket `fd` (`SIOCGIFINDEX` on it, as
+ * `if_nametoindex(3)` does on a socket of its own: needing no other fd, it cannot fail for want of
+ * one and report that as a missing link). ENODEV when there is no such link; a name the kernel
+ * would cut to fit `IFNAMSIZ`, or with a NUL byte, is no link's.
+ */
+export const interfaceIndex = (fd: number, name: string): number => {
+  const bytes = Buffer.from(name, "utf8")
+  if (bytes.length === 0 || bytes.length >= IFNAMSIZ || bytes.includes(0)) throw new SyscallFailure("ioctl", 19 /* ENODEV */)
+  const request = Buffer.alloc(IFREQ_SIZE)
+  bytes.copy(request)
+  check("ioctl", nl.ioctlIfreq(fd, SIOCGIFINDEX, request))
+  return request.readInt32LE(IFNAMSIZ)
 }

@@ -61,7 +61,7 @@ export const exchange = (args: Args): Result => {
       const message = Buffer.from(request.data, "base64")
       for (const { offset, link } of request.indexOf ?? []) {
         try {
-          message.writeUInt32LE(libc.interfaceIndex(link), offset)
+          message.writeUInt32LE(libc.interfaceIndex(fd, link), offset)
         } catch (error) {
           if (!(error instanceof libc.SyscallFailure)) throw error
           return { replies, failure: { at, errno: error.errno, code: error.code, link } }
