@@ -20,7 +20,7 @@ import { InvalidOptions, ThreadFailure } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
 import { PINNED_THREAD } from "./internal/protocol.ts"
 import { bundlingHint, defaultWorkerUrl, pools, ThreadPool } from "./internal/thread.ts"
-import { cStringProblem, decodeOptions } from "./internal/validate.ts"
+import { cStringProblem, decodeOptions, describe } from "./internal/validate.ts"
 
 /**
  * Options of {@link layer}.
@@ -153,7 +153,7 @@ const validOptions = (
       : Duration.fromInput(decoded.idleTimeToLive as Duration.Input)
     const idleTimeToLiveMs = Option.isSome(ttl) ? Duration.toMillis(ttl.value) : Number.NaN
     if (!(idleTimeToLiveMs >= 0)) {
-      return yield* new InvalidOptions({ operation, reason: `idleTimeToLive must be a duration of 0 or more, not ${JSON.stringify(String(decoded.idleTimeToLive))}` })
+      return yield* new InvalidOptions({ operation, reason: `idleTimeToLive must be a duration of 0 or more, not ${describe(decoded.idleTimeToLive)}` })
     }
     const start = decoded.startTimeout === undefined
       ? Option.some(Duration.seconds(30))
@@ -161,7 +161,7 @@ const validOptions = (
     const startTimeoutMs = Option.isSome(start) ? Duration.toMillis(start.value) : Number.NaN
     // setTimeout's own limit, about 24.8 days.
     if (!(startTimeoutMs > 0 && startTimeoutMs <= 2 ** 31 - 1)) {
-      return yield* new InvalidOptions({ operation, reason: `startTimeout must be a duration above 0 and at most 24 days, not ${JSON.stringify(String(decoded.startTimeout))}` })
+      return yield* new InvalidOptions({ operation, reason: `startTimeout must be a duration above 0 and at most 24 days, not ${describe(decoded.startTimeout)}` })
     }
     let workerUrl: URL | undefined
     if (decoded.workerUrl !== undefined) {

@@ -42,6 +42,9 @@ describe("options are validated", () => {
       yield* invalid(build({ min: 0, startTimeout: 0 }), operation, "startTimeout")
       yield* invalid(build({ min: 0, startTimeout: "30 days" }), operation, "startTimeout")
       yield* invalid(build({ min: 0, startTimeout: "soon" as never }), operation, "startTimeout")
+      // An object that is no duration (one that cannot even be turned into a string) is refused too.
+      yield* invalid(build({ min: 0, startTimeout: Object.create(null) }), operation, "startTimeout")
+      yield* invalid(build({ min: 0, idleTimeToLive: { seconds: -1, toString: null } as never }), operation, "idleTimeToLive")
       // Fitting options build.
       yield* build({ min: 0, max: 256, idleTimeToLive: "1 second" })
       yield* build({ min: 0 })

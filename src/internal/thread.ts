@@ -532,44 +532,67 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
       return reject(`could not start: ${(error as Error)?.message ?? String(error)}`)
     }
     const script = entry.protocol === "file:" ? fileURLToPath(entry) : entry.href
-    // The script could not be loaded (it is gone, or the path names something else): the error
-    // says which file it was and what to do about it.
-    const onError = (error: Error) => {
-      const code = (error as NodeJS.ErrnoException)?.code
-      const missing = code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND"
-      reject(`could not start ${script}: ${describeThrown(error)}${missing ? `; ${bundlingHint}` : ""}`)
+    // Settled once: by the first message, an error, an exit, the start timeout or the pool's close.
+    let settled = false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const settle = (): boolean => {
+      if (settled) return false
+      settled = true
+      clearTimeout(timer)
+      pool.startsToAbandon.delete(abandon)
+      return true
     }
-    // A script that ends without a word is not gonso's worker.
-    const onExit = (code: number) => reject(`${script} exited with code ${code} while starting; is it gonso's worker script (gonso/worker)?`)
-    // A script that neither reports nor ends (not gonso's worker: a server, say) would keep
-    // every caller waiting for a thread that never comes.
-    const timer = setTimeout(() => {
-      worker.off("error", onError)
-      worker.off("exit", onExit)
-      worker.removeAllListeners("message")
+    // A Worker given up on is terminated, and its start fails only once it is gone, so that a
+    // pool closing meanwhile waits for it. A pinned thread's unexpected error is seen as its exit;
+    // keep the default handler from turning it into an uncaught exception of the main thread.
+    const giveUp = (reason: string) => {
       worker.on("error", () => {})
-      void worker.terminate()
-      reject(`${script} did not report ready within ${pool.startTimeoutMs} ms; is it gonso's worker script (gonso/worker)?`)
+      void worker.terminate().finally(() => reject(reason))
+    }
+    // Given up before it reported (the pool closed, or the start timed out): ended at once.
+    const abandon = (reason: string) => {
+      if (settle()) giveUp(reason)
+    }
+    pool.startsToAbandon.add(abandon)
+    // A script that neither reports nor ends (not gonso's worker: a server, say) would keep
+    // every caller waiting for a thread that never comes. The verdict waits for the end of this
+    // turn of the event loop: a ready the thread posted while the main thread was busy past the
+    // deadline is delivered after the timers (it would be lost, with the fds it reports).
+    timer = setTimeout(() => {
+      setImmediate(() =>
+        abandon(`${script} did not report ready within ${pool.startTimeoutMs} ms; is it gonso's worker script (gonso/worker)?`)
+      )
     }, pool.startTimeoutMs)
     timer.unref()
+    // The script could not be loaded (it is gone, or the path names something else): the error
+    // says which file it was and what to do about it.
     worker.once("error", (error) => {
-      clearTimeout(timer)
-      onError(error)
+      if (!settle()) return
+      const code = (error as NodeJS.ErrnoException)?.code
+      const missing = code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND"
+      giveUp(`could not start ${script}: ${describeThrown(error)}${missing ? `; ${bundlingHint}` : ""}`)
     })
+    // A script that ends without a word is not gonso's worker.
     worker.once("exit", (code) => {
-      clearTimeout(timer)
-      onExit(code)
+      if (settle()) reject(`${script} exited with code ${code} while starting; is it gonso's worker script (gonso/worker)?`)
     })
-    worker.once("message", (notice: Notice) => {
-      clearTimeout(timer)
+    const first = (notice: Notice) => {
+      worker.off("message", first)
+      const ready = (notice as Notice | null)?.type === "ready" ? (notice as Extract<Notice, { type: "ready" }>).ready : undefined
+      if (!settle()) {
+        // Ready after all, from a thread already given up: the fds it opened at birth are ours to close.
+        for (const fd of ready?.fds ?? []) libc.close(fd)
+        return
+      }
       worker.removeAllListeners("error")
       worker.removeAllListeners("exit")
-      // A pinned thread's unexpected error is seen as its exit; keep the default handler from
-      // turning it into an uncaught exception of the main thread.
+      if (ready === undefined) {
+        return giveUp(`${script} sent ${util.inspect(notice, { breakLength: Infinity })} before it reported ready; is it gonso's worker script (gonso/worker)? (unexpected first message)`)
+      }
       worker.on("error", () => {})
-      if (notice.type !== "ready") return reject(`unexpected first message ${notice.type}`)
-      resolve(new PinnedThread(worker, channel.attach(buffers), notice.ready, pool))
-    })
+      resolve(new PinnedThread(worker, channel.attach(buffers), ready, pool))
+    }
+    worker.on("message", first)
   })
 
 /** A caller waiting for a thread of its own. */
@@ -593,6 +616,9 @@ export class ThreadPool {
   private counters = { spawned: 0, dropped: 0, retired: 0 }
   /** Threads that may serve shared requests at once: more only add pollers competing for cores. */
   private readonly sharedLimit: number
+
+  /** Ends the threads still starting, each failing its start once it is gone (see `startThread`). */
+  readonly startsToAbandon = new Set<(reason: string) => void>()
 
   /** How long a thread may take to start before it is given up (`Limits.startTimeoutMs`). */
   get startTimeoutMs(): number {
@@ -881,6 +907,7 @@ export class ThreadPool {
     for (const pending of this.waitingShared) pending.settle(failure)
     this.waitingLeases = []
     this.waitingShared = []
+    for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
     for (const thread of this.threads) {
       this.counters.retired++
       this.limits.report?.({ type: "retired", tid: thread.tid, reason: "shutdown" })

@@ -15,7 +15,7 @@ import { Cause, Effect, Exit, Schema } from "effect"
 import { InvalidOptions } from "../NamespaceError.ts"
 import type { TaskSpec } from "./protocol.ts"
 
-const describe = (value: unknown): string => {
+export const describe = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value)
   if (value === null) return "null"

@@ -1,0 +1,101 @@
+/**
+ * `PinnedThreads.layer`'s `startTimeout`: what happens to a thread given up on while it starts.
+ * A thread past its birth holds fds (reported in its ready message) that only the main side can
+ * close, so a thread that did report ready must not be thrown away with them; a script that is not
+ * gonso's worker must not be left running; closing the layer must not wait out the timeout.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { eventually, openFdCount, threadCount } from "./helpers.ts"
+
+/** A script in a temporary directory, removed with the test's Scope. */
+const script = (source: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-start-"))
+      fs.writeFileSync(path.join(dir, "worker.mjs"), source)
+      return dir
+    }),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  ).pipe(Effect.map((dir) => path.join(dir, "worker.mjs")))
+
+const tid = Effect.scoped(Effect.flatMap(NamespaceSet.current(["uts"]), (set) => NamespaceSet.run(set, Task.tid)))
+
+describe("PinnedThreads.layer startTimeout", () => {
+  it.live("a thread that reported ready while the main thread was busy past the timeout is not thrown away with its fds", () =>
+    Effect.gen(function*() {
+      // libuv's threads, which the layer starts for good, are there before counting.
+      yield* Effect.promise(() => fs.promises.access("/"))
+      const fds = openFdCount()
+      const threads = threadCount()
+      const stats = yield* Effect.gen(function*() {
+        // The layer's first thread starts now; the main thread is then busy past startTimeout,
+        // while the thread is born and reports ready.
+        yield* Effect.sync(() => {
+          const until = Date.now() + 1_500
+          while (Date.now() < until) { /* busy */ }
+        })
+        yield* tid
+        return yield* PinnedThreads.stats
+      }).pipe(Effect.provide(PinnedThreads.layer({ min: 1, max: 1, startTimeout: "300 millis" })))
+      // The thread that reported ready in time is the one that served the run.
+      assert.strictEqual(stats.spawned, 1, JSON.stringify(stats))
+      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads)), "a thread is left")
+      assert.strictEqual(openFdCount(), fds, "fds are left open")
+    }))
+
+  it.live("a script whose first message is not gonso's ready is terminated, and the run fails", () =>
+    Effect.gen(function*() {
+      const worker = yield* script(`import { parentPort } from "node:worker_threads"
+parentPort.postMessage({ type: "hello" })
+setInterval(() => {}, 1000)
+`)
+      const threads = threadCount()
+      const failure = yield* tid.pipe(
+        Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: worker, startTimeout: "20 seconds" })),
+        Effect.timeout("10 seconds"),
+        Effect.flip
+      )
+      assert.strictEqual(failure._tag, "ThreadFailure", String(failure))
+      assert.include((failure as { reason?: string }).reason, "unexpected first message")
+      // The layer is closed: its thread is gone.
+      // (A joined thread can stay listed for a moment while it finishes exiting.)
+      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
+    }))
+
+  it.live("a script whose first message is not an object fails the run, not the process", () =>
+    Effect.gen(function*() {
+      const worker = yield* script(`import { parentPort } from "node:worker_threads"
+parentPort.postMessage(null)
+setInterval(() => {}, 1000)
+`)
+      const threads = threadCount()
+      const failure = yield* tid.pipe(
+        Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: worker, startTimeout: "20 seconds" })),
+        Effect.timeout("10 seconds"),
+        Effect.flip
+      )
+      assert.strictEqual(failure._tag, "ThreadFailure", String(failure))
+      // (A joined thread can stay listed for a moment while it finishes exiting.)
+      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
+    }))
+
+  it.live("closing the layer while a thread starts ends it at once, and returns once it is gone", () =>
+    Effect.gen(function*() {
+      const worker = yield* script("setInterval(() => {}, 1000)\n")
+      const threads = threadCount()
+      const started = Date.now()
+      yield* tid.pipe(
+        Effect.timeout("200 millis"),
+        Effect.ignore,
+        Effect.provide(PinnedThreads.layer({ min: 1, workerUrl: worker, startTimeout: "20 seconds" }))
+      )
+      // Not after the 20 seconds of startTimeout.
+      assert.isBelow(Date.now() - started, 5_000)
+      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the starting thread is left")
+    }))
+})
