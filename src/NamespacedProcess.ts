@@ -358,8 +358,11 @@ export const spawnWith = <R>(
  * any Effect code that spawns processes with `ChildProcess.make` runs them in the set's namespaces,
  * unchanged. Each command (each stage of a pipeline) is started by Node's spawner through util-linux
  * `nsenter`, which joins every namespace of the set (the user namespace first) and execs it; a `cwd`
- * is resolved in the set's mount namespace, and a `shell` command runs its shell inside. The set's
- * fds stay open for the layer's life.
+ * is resolved in the set's mount namespace when the set has one (a relative `cwd` from that
+ * namespace's root, as for `Task.exec`), and as Node resolves it otherwise; a `shell` command runs
+ * its shell inside. A command nsenter could not start (a `cwd` that is not there, say) exits with
+ * status 1, like a command that failed: check the exit code. The set's fds stay open for the
+ * layer's life.
  *
  * @since 0.1.0
  * @category layers

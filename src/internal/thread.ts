@@ -108,6 +108,8 @@ import(workerData.entry)
 
 /** How long a cancelled thread may take to answer before it is terminated anyway. */
 const CANCEL_GRACE_MS = 250
+/** How long closing a pool waits for a thread still starting before it terminates it. */
+const CLOSE_START_GRACE_MS = 1_000
 /** How long shutdown waits, at most, for the kernel to release a terminated thread. */
 const THREAD_EXIT_LIMIT_MS = 1_000
 /** Requests sent to a thread in one round trip, at most. */
@@ -907,7 +909,12 @@ export class ThreadPool {
     for (const pending of this.waitingShared) pending.settle(failure)
     this.waitingLeases = []
     this.waitingShared = []
-    for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
+    // A thread still starting is given a moment to finish its birth, after which it is stopped
+    // like the others, the fds it opened closed; one that does not report by then (not gonso's
+    // worker, say) is terminated, rather than waited for until startTimeout.
+    const abandonStarts = setTimeout(() => {
+      for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
+    }, Math.min(CLOSE_START_GRACE_MS, this.startTimeoutMs))
     for (const thread of this.threads) {
       this.counters.retired++
       this.limits.report?.({ type: "retired", tid: thread.tid, reason: "shutdown" })
@@ -920,6 +927,7 @@ export class ThreadPool {
       await Promise.all([...this.stopping])
       if (this.starting > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     }
+    clearTimeout(abandonStarts)
   }
 
   /**
