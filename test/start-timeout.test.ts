@@ -48,43 +48,33 @@ describe("PinnedThreads.layer startTimeout", () => {
       assert.strictEqual(openFdCount(), fds, "fds are left open")
     }))
 
-  it.live("a script whose first message is not gonso's ready is terminated, and the run fails", () =>
-    Effect.gen(function*() {
-      const worker = yield* script(`import { parentPort } from "node:worker_threads"
-parentPort.postMessage({ type: "hello" })
+  for (
+    const [what, message] of [
+      ["a first message that is not gonso's ready", `{ type: "hello" }`],
+      ["a first message that is not an object", "null"]
+    ] as const
+  ) {
+    it.live(`a script whose ${what} is terminated, and the run fails (not the process)`, () =>
+      Effect.gen(function*() {
+        const worker = yield* script(`import { parentPort } from "node:worker_threads"
+parentPort.postMessage(${message})
 setInterval(() => {}, 1000)
 `)
-      const threads = threadCount()
-      const failure = yield* tid.pipe(
-        Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: worker, startTimeout: "20 seconds" })),
-        Effect.timeout("10 seconds"),
-        Effect.flip
-      )
-      assert.strictEqual(failure._tag, "ThreadFailure", String(failure))
-      assert.include((failure as { reason?: string }).reason, "unexpected first message")
-      // The layer is closed: its thread is gone.
-      // (A joined thread can stay listed for a moment while it finishes exiting.)
-      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
-    }))
+        const threads = threadCount()
+        const failure = yield* tid.pipe(
+          Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: worker, startTimeout: "20 seconds" })),
+          Effect.timeout("10 seconds"),
+          Effect.flip
+        )
+        assert.strictEqual(failure._tag, "ThreadFailure", String(failure))
+        assert.include((failure as { reason?: string }).reason, "unexpected first message")
+        // The layer is closed: its thread is gone.
+        // (A joined thread can stay listed for a moment while it finishes exiting.)
+        assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
+      }))
+  }
 
-  it.live("a script whose first message is not an object fails the run, not the process", () =>
-    Effect.gen(function*() {
-      const worker = yield* script(`import { parentPort } from "node:worker_threads"
-parentPort.postMessage(null)
-setInterval(() => {}, 1000)
-`)
-      const threads = threadCount()
-      const failure = yield* tid.pipe(
-        Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: worker, startTimeout: "20 seconds" })),
-        Effect.timeout("10 seconds"),
-        Effect.flip
-      )
-      assert.strictEqual(failure._tag, "ThreadFailure", String(failure))
-      // (A joined thread can stay listed for a moment while it finishes exiting.)
-      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
-    }))
-
-  it.live("closing the layer while a thread starts ends it at once, and returns once it is gone", () =>
+  it.live("closing the layer while a thread starts does not wait out startTimeout, and returns once the thread is gone", () =>
     Effect.gen(function*() {
       const worker = yield* script("setInterval(() => {}, 1000)\n")
       const threads = threadCount()
