@@ -69,7 +69,8 @@ const strippedSources = (() => {
       if (collected[url.href] !== undefined) return
       const source = strip(fs.readFileSync(url, "utf8"))
       collected[url.href] = source
-      for (const match of source.matchAll(/(?:import|export)[^"';]*?from\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      // Statements start a line; an import in a doc comment's example (" * import ...") is not one.
+      for (const match of source.matchAll(/^(?:import|export)\b[^"';]*?from\s*["'](\.{1,2}\/[^"']+)["']/gm)) {
         visit(new URL(match[1]!, url))
       }
     }
