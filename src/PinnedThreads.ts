@@ -36,7 +36,12 @@ export interface Options {
    * from 1 to {@link maxThreads}. Each thread costs about 24 MB and 14 fds.
    */
   readonly max?: number | undefined
-  /** How long a thread above `min` may stay idle before it is retired (default 30 seconds). */
+  /**
+   * How long a thread above `min` may stay idle before it is retired (default 30 seconds). Each
+   * thread that ends, retired or dropped, leaves about 45 KB behind in koffi (see
+   * docs/reliability.md): a program whose load comes in bursts keeps its threads with a longer
+   * time, or with `min` equal to `max`.
+   */
   readonly idleTimeToLive?: Duration.Input | undefined
   /**
    * The script the pinned threads run: gonso's worker, `gonso/worker` (`dist/internal/worker/main.js`
