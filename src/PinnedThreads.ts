@@ -269,13 +269,13 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * life of the process, and were a pinned thread inside a namespace the first to need them, every
  * later asynchronous fs call of the program would run inside that namespace.
  *
- * Closing the layer cancels the tasks still running, terminates every thread, and returns once the
- * kernel has released them.
+ * Closing the layer cancels the tasks still running, terminates every thread (a thread still
+ * starting gets a second to finish), and returns once the kernel has released them.
  *
  * Options that do not fit (`min` or `max` not a whole number in range, `min` above `max`, an
- * `idleTimeToLive` that is no duration, a `workerUrl` that is not a `file:` URL or an absolute
- * path or names no file that can be read, an unknown option) fail the layer with
- * `InvalidOptions`. Without a `workerUrl`, a worker script missing from where gonso's modules are
+ * `idleTimeToLive` that is no duration, a `startTimeout` that is no duration above 0, a
+ * `workerUrl` that is not a `file:` URL or an absolute path or names no file that can be read, an
+ * unknown option) fail the layer with `InvalidOptions`. Without a `workerUrl`, a worker script missing from where gonso's modules are
  * (gonso bundled into the program without it, see docs/bundling.md) fails the layer with
  * `ThreadFailure`, naming the file.
  *
