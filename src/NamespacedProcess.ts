@@ -13,7 +13,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
-import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, PlatformError, Redacted, type Scope, type Stream } from "effect"
 import { dual } from "effect/Function"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import type * as Kind from "./NamespaceKind.ts"
@@ -360,9 +360,9 @@ export const spawnWith = <R>(
  * `nsenter`, which joins every namespace of the set (the user namespace first) and execs it; a `cwd`
  * is resolved in the set's mount namespace when the set has one (a relative `cwd` from that
  * namespace's root, as for `Task.exec`), and as Node resolves it otherwise; a `shell` command runs
- * its shell inside. A command nsenter could not start (a `cwd` that is not there, say) exits with
- * status 1, like a command that failed: check the exit code. The set's fds stay open for the
- * layer's life.
+ * its shell inside (arguments beside it are refused, as Effect's own spawner refuses them). A
+ * command nsenter could not start (a `cwd` that is not there, say) exits with status 1, like a
+ * command that failed: check the exit code. The set's fds stay open for the layer's life.
  *
  * @since 0.1.0
  * @category layers
@@ -396,7 +396,8 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
         }
         const { cwd, shell, ...options } = command.options
         const words = [command.command, ...command.args.map((word) => Redacted.isRedacted(word) ? Redacted.value(word) : word)]
-        const argv = shell === undefined || shell === false
+        // An empty shell is none, as for Node.
+        const argv = shell === undefined || shell === false || shell === ""
           ? words
           : [typeof shell === "string" ? shell : "/bin/sh", "-c", words.join(" ")]
         // Joining a mount namespace moves nsenter to its root, so a working directory there is
@@ -405,6 +406,20 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
           ? ChildProcess.make("nsenter", [...joins, `--wdns=${cwd}`, "--", ...argv], options)
           : ChildProcess.make("nsenter", [...joins, "--", ...argv], cwd === undefined ? options : { ...options, cwd })
       }
-      return ChildProcessSpawner.make((command) => node.spawn(inside(command)))
+      // Effect's spawner refuses arguments beside a shell command (they would be joined into its
+      // script unquoted); so does this one, which hands the spawner a command with no shell.
+      const shellWithArguments = (command: ChildProcess.Command): boolean =>
+        ChildProcess.isPipedCommand(command)
+          ? shellWithArguments(command.left) || shellWithArguments(command.right)
+          : command.options.shell !== undefined && command.options.shell !== false && command.args.length > 0
+      return ChildProcessSpawner.make((command) =>
+        shellWithArguments(command)
+          ? Effect.fail(PlatformError.badArgument({
+            module: "ChildProcess",
+            method: "spawn",
+            description: "The shell option cannot be combined with arguments; pass the whole script as the command"
+          }))
+          : node.spawn(inside(command))
+      )
     })
   ).pipe(Layer.provide(NodeChildProcessSpawner.layer), Layer.provide(NodeServices.layer))
