@@ -353,6 +353,9 @@ export const spawnWith = <R>(
     } satisfies ChildProcess
   })
 
+/** The longest path the kernel takes, with its NUL (`PATH_MAX`). */
+const PATH_MAX = 4096
+
 /**
  * Effect's `ChildProcessSpawner` (from `effect/process`), running every command inside the set:
  * any Effect code that spawns processes with `ChildProcess.make` runs them in the set's namespaces,
@@ -407,19 +410,25 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
           : ChildProcess.make("nsenter", [...joins, "--", ...argv], cwd === undefined ? options : { ...options, cwd })
       }
       // Effect's spawner refuses arguments beside a shell command (they would be joined into its
-      // script unquoted); so does this one, which hands the spawner a command with no shell.
-      const shellWithArguments = (command: ChildProcess.Command): boolean =>
-        ChildProcess.isPipedCommand(command)
-          ? shellWithArguments(command.left) || shellWithArguments(command.right)
-          : command.options.shell !== undefined && command.options.shell !== false && command.args.length > 0
-      return ChildProcessSpawner.make((command) =>
-        shellWithArguments(command)
-          ? Effect.fail(PlatformError.badArgument({
-            module: "ChildProcess",
-            method: "spawn",
-            description: "The shell option cannot be combined with arguments; pass the whole script as the command"
-          }))
-          : node.spawn(inside(command))
-      )
+      // script unquoted); so does this one, which hands the spawner a command with no shell. A
+      // `cwd` inside becomes an argument of nsenter: one longer than a path can be is refused
+      // here, before the kernel refuses the command line as too long (E2BIG, a defect).
+      const problem = (command: ChildProcess.Command): string | undefined => {
+        if (ChildProcess.isPipedCommand(command)) return problem(command.left) ?? problem(command.right)
+        const { cwd, shell } = command.options
+        if (shell !== undefined && shell !== false && command.args.length > 0) {
+          return "The shell option cannot be combined with arguments; pass the whole script as the command"
+        }
+        if (joinsMount && typeof cwd === "string" && Buffer.byteLength(cwd) >= PATH_MAX) {
+          return `cwd is ${Buffer.byteLength(cwd)} bytes long, longer than a path can be (${PATH_MAX - 1})`
+        }
+        return undefined
+      }
+      return ChildProcessSpawner.make((command) => {
+        const description = problem(command)
+        return description === undefined
+          ? node.spawn(inside(command))
+          : Effect.fail(PlatformError.badArgument({ module: "ChildProcess", method: "spawn", description }))
+      })
     })
   ).pipe(Layer.provide(NodeChildProcessSpawner.layer), Layer.provide(NodeServices.layer))
