@@ -13,7 +13,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
-import { Deferred, Effect, Fiber, Layer, Redacted, type Scope, type Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, PlatformError, Redacted, type Scope, type Stream } from "effect"
 import { dual } from "effect/Function"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import type * as Kind from "./NamespaceKind.ts"
@@ -353,6 +353,9 @@ export const spawnWith = <R>(
     } satisfies ChildProcess
   })
 
+/** The longest path the kernel takes, with its NUL (`PATH_MAX`). */
+const PATH_MAX = 4096
+
 /**
  * Effect's `ChildProcessSpawner` (from `effect/process`), running every command inside the set:
  * any Effect code that spawns processes with `ChildProcess.make` runs them in the set's namespaces,
@@ -360,9 +363,9 @@ export const spawnWith = <R>(
  * `nsenter`, which joins every namespace of the set (the user namespace first) and execs it; a `cwd`
  * is resolved in the set's mount namespace when the set has one (a relative `cwd` from that
  * namespace's root, as for `Task.exec`), and as Node resolves it otherwise; a `shell` command runs
- * its shell inside. A command nsenter could not start (a `cwd` that is not there, say) exits with
- * status 1, like a command that failed: check the exit code. The set's fds stay open for the
- * layer's life.
+ * its shell inside (arguments beside it are refused, as Effect's own spawner refuses them). A
+ * command nsenter could not start (a `cwd` that is not there, say) exits with status 1, like a
+ * command that failed: check the exit code. The set's fds stay open for the layer's life.
  *
  * @since 0.1.0
  * @category layers
@@ -396,7 +399,8 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
         }
         const { cwd, shell, ...options } = command.options
         const words = [command.command, ...command.args.map((word) => Redacted.isRedacted(word) ? Redacted.value(word) : word)]
-        const argv = shell === undefined || shell === false
+        // An empty shell is none, as for Node.
+        const argv = shell === undefined || shell === false || shell === ""
           ? words
           : [typeof shell === "string" ? shell : "/bin/sh", "-c", words.join(" ")]
         // Joining a mount namespace moves nsenter to its root, so a working directory there is
@@ -405,6 +409,26 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
           ? ChildProcess.make("nsenter", [...joins, `--wdns=${cwd}`, "--", ...argv], options)
           : ChildProcess.make("nsenter", [...joins, "--", ...argv], cwd === undefined ? options : { ...options, cwd })
       }
-      return ChildProcessSpawner.make((command) => node.spawn(inside(command)))
+      // Effect's spawner refuses arguments beside a shell command (they would be joined into its
+      // script unquoted); so does this one, which hands the spawner a command with no shell. A
+      // `cwd` inside becomes an argument of nsenter: one longer than a path can be is refused
+      // here, before the kernel refuses the command line as too long (E2BIG, a defect).
+      const problem = (command: ChildProcess.Command): string | undefined => {
+        if (ChildProcess.isPipedCommand(command)) return problem(command.left) ?? problem(command.right)
+        const { cwd, shell } = command.options
+        if (shell !== undefined && shell !== false && command.args.length > 0) {
+          return "The shell option cannot be combined with arguments; pass the whole script as the command"
+        }
+        if (joinsMount && typeof cwd === "string" && Buffer.byteLength(cwd) >= PATH_MAX) {
+          return `cwd is ${Buffer.byteLength(cwd)} bytes long, longer than a path can be (${PATH_MAX - 1})`
+        }
+        return undefined
+      }
+      return ChildProcessSpawner.make((command) => {
+        const description = problem(command)
+        return description === undefined
+          ? node.spawn(inside(command))
+          : Effect.fail(PlatformError.badArgument({ module: "ChildProcess", method: "spawn", description }))
+      })
     })
   ).pipe(Layer.provide(NodeChildProcessSpawner.layer), Layer.provide(NodeServices.layer))

@@ -47,7 +47,8 @@ import {
   u32
 } from "./internal/netlink/codec.ts"
 import * as C from "./internal/netlink/constants.ts"
-import { exchange, type Item, loopbackUp as upLo, setFlags, withNetFd } from "./internal/netlink/request.ts"
+import { exchange as exchangeItems, type ExchangeError, type Item, loopbackUp as upLo, setFlags, withNetFd } from "./internal/netlink/request.ts"
+import { cStringProblem } from "./internal/validate.ts"
 
 type NamespaceSet = NamespaceSet.NamespaceSet
 
@@ -150,6 +151,38 @@ const routeTypes = ["unspec", "unicast", "local", "broadcast", "anycast", "multi
 const familyName = (family: number) => (family === C.AF_INET6 ? "inet6" : "inet") as "inet" | "inet6"
 const named = (table: Record<number, string> | ReadonlyArray<string>, value: number) =>
   (table as Record<number, string>)[value] ?? String(value)
+
+/**
+ * Why `name` cannot name a link, or undefined. A name reaches the kernel as a C string of UTF-8
+ * bytes: one with a NUL byte would end there and name another link (`"lo\0x"` is `lo`), and a
+ * lone surrogate half would be sent as U+FFFD, the name of yet another.
+ */
+const linkNameProblem = (name: unknown): string | undefined => {
+  const problem = cStringProblem(name)
+  if (problem !== undefined) return problem
+  return (name as string).isWellFormed() ? undefined : `is not well-formed Unicode (a lone surrogate would be sent as U+FFFD): ${JSON.stringify(name)}`
+}
+
+/** A name a link is to be given (made, renamed or moved): a link name, and not empty. */
+const newNameProblem = (operation: string, name: unknown): InvalidOptions | undefined => {
+  const problem = name === "" ? `is empty ("")` : linkNameProblem(name)
+  return problem === undefined ? undefined : new InvalidOptions({ operation, reason: `link name ${problem}` })
+}
+
+/** The exchange of `items`, once every link they name has been checked. */
+const exchange = (
+  operation: string,
+  set: NamespaceSet,
+  items: ReadonlyArray<Item>
+): Effect.Effect<ReadonlyArray<Buffer>, ExchangeError | InvalidOptions, PinnedThreads> => {
+  for (const item of items) {
+    for (const name of [item.link, item.headerIndexOf, ...(item.indexOf ?? []).map((each) => each.link)]) {
+      const problem = name === undefined ? undefined : linkNameProblem(name)
+      if (problem !== undefined) return Effect.fail(new InvalidOptions({ operation, reason: `link name ${problem}` }))
+    }
+  }
+  return exchangeItems(operation, set, items)
+}
 
 const linkDump = () => message(C.RTM_GETLINK, C.NLM_F_DUMP, ifinfomsg(), [u32(C.IFLA_EXT_MASK, C.RTEXT_FILTER_SKIP_STATS)])
 const addressDump = () => message(C.RTM_GETADDR, C.NLM_F_DUMP, ifaddrmsg({ family: C.AF_UNSPEC, prefix: 0 }))
@@ -429,8 +462,11 @@ export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Eff
  * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
-export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> =>
-  Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
+export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> => {
+  const problem = newNameProblem("Network.rename", name)
+  if (problem !== undefined) return Effect.fail(problem)
+  return Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
+}
 
 /**
  * Attaches a link to a bridge (`ip link set NAME master BRIDGE`).
@@ -508,12 +544,15 @@ export const moveTo = (
   link: string,
   target: NamespaceSet,
   options: { readonly name?: string | undefined } = {}
-): Effect.Effect<void, Error, PinnedThreads> =>
-  withNetFd("Network.moveTo", target, (fd) =>
+): Effect.Effect<void, Error, PinnedThreads> => {
+  const problem = options.name === undefined ? undefined : newNameProblem("Network.moveTo", options.name)
+  if (problem !== undefined) return Effect.fail(problem)
+  return withNetFd("Network.moveTo", target, (fd) =>
     Effect.asVoid(exchange("Network.moveTo", set, [{
       ...setFlags(link, 0, 0, [u32(C.IFLA_NET_NS_FD, fd), ...(options.name === undefined ? [] : [str(C.IFLA_IFNAME, options.name)])]),
       creates: true
     }])))
+}
 
 /**
  * Deletes a link (`ip link del NAME`); deleting either end of a veth pair deletes both.
@@ -569,6 +608,8 @@ const parseMac = (text: string): Buffer | undefined =>
   /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text) ? Buffer.from(text.split(":").map((h) => parseInt(h, 16))) : undefined
 
 const linkAttrs = (operation: string, name: string, options: LinkOptions): ReadonlyArray<Attr> | InvalidOptions => {
+  const problem = newNameProblem(operation, name)
+  if (problem !== undefined) return problem
   if (options.mtu !== undefined && !isU32(options.mtu)) return new InvalidOptions({ operation, reason: `MTU ${options.mtu} is not a whole number of bytes` })
   const mac = options.mac === undefined ? undefined : parseMac(options.mac)
   if (options.mac !== undefined && mac === undefined) return new InvalidOptions({ operation, reason: `${JSON.stringify(options.mac)} is not a MAC address` })

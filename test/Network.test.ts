@@ -254,6 +254,37 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.strictEqual(mtu._tag, "InvalidOptions")
       }))
 
+    it.effect("a link name with a NUL byte or a lone surrogate is refused, never taken for the link its bytes would name", () =>
+      Effect.gen(function*() {
+        const set = yield* freshNet
+        const other = yield* freshNet
+        yield* Network.addBridge(set, "d0")
+        const names = (inside: NamespaceSet.NamespaceSet) => Effect.map(Network.links(inside), (links) => links.map((link) => link.name))
+        const refused = function*(effect: Effect.Effect<unknown, Network.Error, PinnedThreads.PinnedThreads>, name: string) {
+          const error = yield* Effect.flip(effect)
+          assert.strictEqual(error._tag, "InvalidOptions", String(error))
+          assert.include(error.message, JSON.stringify(name))
+        }
+        for (const bad of ["lo\0x", "d0\0evil", "d0\uD800", "\uDC00"]) {
+          // The kernel reads a name up to its first NUL, and Node sends a lone surrogate as U+FFFD.
+          yield* refused(Network.link(set, bad), bad)
+          yield* refused(Network.setUp(set, bad), bad)
+          yield* refused(Network.attach(set, "d0", bad), bad)
+          yield* refused(Network.deleteLink(set, bad), bad)
+          yield* refused(Network.rename(set, "d0", bad), bad)
+          yield* refused(Network.moveTo(set, "d0", other, { name: bad }), bad)
+          yield* refused(Network.addBridge(set, bad), bad)
+          yield* refused(Network.addVethPair({ name: "v0", in: set }, { name: bad, in: other }), bad)
+          yield* refused(Network.addAddress(set, bad, "10.1.1.1/24"), bad)
+          yield* refused(Network.addRoute(set, { destination: "10.2.0.0/16", device: bad }), bad)
+        }
+        // An empty new name would leave the link as it is, reported as renamed.
+        yield* refused(Network.rename(set, "d0", ""), "")
+        yield* refused(Network.moveTo(set, "d0", other, { name: "" }), "")
+        assert.deepStrictEqual(yield* names(set), ["lo", "d0"])
+        assert.deepStrictEqual(yield* names(other), ["lo"])
+      }))
+
     plainIt("a link is found by name with no fd to spare beyond the netlink socket (running out was reported as a missing link)", () => {
       const script = new URL("./fixtures/netlink-last-fd.ts", import.meta.url).pathname
       const result = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$1"`, process.execPath, script], { encoding: "utf8", timeout: 30_000 })

@@ -156,6 +156,36 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("N
       assert.strictEqual((yield* output(ChildProcess.make("pwd", { cwd: `${dir}/only-inside` }))).trim(), `${dir}/only-inside`)
     }))
 
+  it.effect("a command is refused where Effect's own spawner would refuse it: arguments beside a shell, a cwd no path can be; an empty shell is none", () =>
+    Effect.gen(function*() {
+      const set = yield* NamespaceSet.unshareCurrent(["uts", "mnt"])
+      const output = (command: ChildProcess.Command) =>
+        Effect.flatMap(ChildProcessSpawner.ChildProcessSpawner, (spawner) => spawner.string(command)).pipe(
+          Effect.provide(NamespacedProcess.layerSpawner(set))
+        )
+      // Joined into the shell's script, arguments would be run as commands of their own.
+      for (
+        const command of [
+          ChildProcess.make("echo", ["hello; echo injected"], { shell: true }),
+          ChildProcess.make("echo", ["hello; echo injected"], { shell: "/bin/sh" }),
+          ChildProcess.make("true").pipe(ChildProcess.pipeTo(ChildProcess.make("echo", ["$(echo injected)"], { shell: true })))
+        ]
+      ) {
+        const error = yield* Effect.flip(output(command))
+        assert.strictEqual(error._tag, "PlatformError", String(error))
+        assert.include(error.message, "The shell option cannot be combined with arguments")
+      }
+      // A working directory no path can be (PATH_MAX) is refused, rather than dying in spawn (E2BIG)
+      // once it is too long for nsenter's command line.
+      for (const length of [5_000, 200_000]) {
+        const error = yield* Effect.flip(output(ChildProcess.make("pwd", { cwd: `/${"x".repeat(length)}` })))
+        assert.strictEqual(error._tag, "PlatformError", String(error))
+        assert.include(error.message, "cwd")
+      }
+      // Node runs a command with an empty shell directly.
+      assert.strictEqual(yield* output(ChildProcess.make("hostname", { shell: "" })), `${os.hostname()}\n`)
+    }))
+
   it.effect("without a mount namespace in the set, a working directory is the host's", () =>
     Effect.gen(function*() {
       const set = yield* NamespaceSet.unshareCurrent(["uts"])

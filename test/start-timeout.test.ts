@@ -51,7 +51,9 @@ describe("PinnedThreads.layer startTimeout", () => {
   for (
     const [what, message] of [
       ["a first message that is not gonso's ready", `{ type: "hello" }`],
-      ["a first message that is not an object", "null"]
+      ["a first message that is not an object", "null"],
+      ["a first message that is a ready with no fds list", `{ type: "ready", ready: { tid: 1, fds: null } }`],
+      ["a first message that is a ready whose fds are no fds", `{ type: "ready", ready: { tid: 1, fds: ["a", -1] } }`]
     ] as const
   ) {
     it.live(`a script whose ${what} is terminated, and the run fails (not the process)`, () =>

@@ -518,6 +518,20 @@ export class PinnedThread {
 const describeThrown = (error: unknown): string =>
   typeof (error as Error | null)?.message === "string" ? (error as Error).message : util.inspect(error, { breakLength: Infinity })
 
+/**
+ * A ready message's report, if it is one: a tid and a list of fds. The fds are closed when the
+ * thread ends, so anything else (a script that is not gonso's worker) is no ready at all, rather
+ * than a failure to close them, or fds of the program's own closed in their place.
+ */
+const readyOf = (value: unknown): Ready | undefined => {
+  const ready = value as Ready | null | undefined
+  const fd = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+  return typeof ready === "object" && ready !== null && Number.isSafeInteger(ready.tid) && ready.tid > 0 &&
+      Array.isArray(ready.fds) && ready.fds.every(fd)
+    ? ready
+    : undefined
+}
+
 /** Starts a Worker on `entry` and waits for it to report its tid and baseline namespaces. */
 const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
   new Promise((resolve, reject) => {
@@ -581,7 +595,7 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
     })
     const first = (notice: Notice) => {
       worker.off("message", first)
-      const ready = (notice as Notice | null)?.type === "ready" ? (notice as Extract<Notice, { type: "ready" }>).ready : undefined
+      const ready = (notice as Notice | null)?.type === "ready" ? readyOf((notice as Extract<Notice, { type: "ready" }>).ready) : undefined
       if (!settle()) {
         // Ready after all, from a thread already given up: the fds it opened at birth are ours to close.
         for (const fd of ready?.fds ?? []) libc.close(fd)
