@@ -74,10 +74,12 @@ export interface Options {
    */
   readonly workerUrl?: URL | string | undefined
   /**
-   * How long a new thread may take to start and report ready before it is terminated and its
+   * How long a new thread may take to begin as gonso's worker before it is terminated and its
    * start counted as failed (default 30 seconds; a Worker usually starts in tens of
    * milliseconds). It bounds the wait of callers when `workerUrl` names a script that never
-   * reports, such as a server.
+   * reports, such as a server. A thread that has begun as gonso's worker is not terminated before
+   * it reports ready or exits, however long that takes: terminating a thread while it loads
+   * koffi's native addon aborts the whole process.
    */
   readonly startTimeout?: Duration.Input | undefined
 }
@@ -269,8 +271,9 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  * life of the process, and were a pinned thread inside a namespace the first to need them, every
  * later asynchronous fs call of the program would run inside that namespace.
  *
- * Closing the layer cancels the tasks still running, terminates every thread (a thread still
- * starting gets a second to finish), and returns once the kernel has released them.
+ * Closing the layer cancels the tasks still running, terminates every thread, and returns once the
+ * kernel has released them. A thread still starting is stopped once it has reported ready (one
+ * that has not begun as gonso's worker within a second is terminated).
  *
  * Options that do not fit (`min` or `max` not a whole number in range, `min` above `max`, an
  * `idleTimeToLive` that is no duration, a `startTimeout` that is no duration above 0, a

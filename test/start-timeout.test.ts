@@ -4,6 +4,7 @@
  * close, so a thread that did report ready must not be thrown away with them; a script that is not
  * gonso's worker must not be left running; closing the layer must not wait out the timeout.
  */
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -75,6 +76,14 @@ setInterval(() => {}, 1000)
         assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the Worker is left running")
       }))
   }
+
+  it("closing layers while many of gonso's threads start (loading koffi) neither aborts the process nor leaves a thread or an fd", () => {
+    const script = new URL("./fixtures/close-while-starting.ts", import.meta.url).pathname
+    const result = spawnSync(process.execPath, [script, "4"], { encoding: "utf8", timeout: 120_000 })
+    assert.strictEqual(result.status, 0, `exit ${result.status} ${result.signal ?? ""}: ${result.stderr.slice(0, 500)}`)
+    const { before, after } = JSON.parse(result.stdout)
+    assert.deepStrictEqual(after, before)
+  }, 130_000)
 
   it.live("closing the layer while a thread starts does not wait out startTimeout, and returns once the thread is gone", () =>
     Effect.gen(function*() {

@@ -17,6 +17,7 @@
  */
 import * as v8 from "node:v8"
 import { yieldCpu } from "./libc.ts"
+import { BOOT_WORD } from "./protocol.ts"
 
 // A new slot's state is 0: nothing asked yet.
 export const REQUEST = 1
@@ -39,6 +40,9 @@ const FORMAT = 2
 const SLOT_WORDS = 3
 /** One word for the whole channel, after the slots': set to 1, once and for good, when the main side gives up on the thread. */
 const CANCEL = 2 * SLOT_WORDS
+/** Then the word that says whether a starting thread may be terminated (`protocol.ts`). */
+const BOOT = CANCEL + 1
+if (BOOT !== BOOT_WORD) throw new Error("the channel's boot word is not where protocol.ts says")
 
 export const JSON_FORMAT = 0
 export const V8_FORMAT = 1
@@ -78,7 +82,7 @@ const bytes = (slot: Slot): Buffer => {
 }
 
 export const make = (): Buffers => ({
-  control: new SharedArrayBuffer((2 * SLOT_WORDS + 1) * 4),
+  control: new SharedArrayBuffer((BOOT + 1) * 4),
   data: [
     new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES }),
     new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })

@@ -257,6 +257,20 @@ export type Notice =
  */
 export const PINNED_THREAD = "gonso pinned thread"
 
+/**
+ * The word of the channel's control buffer (after the slots' words and the cancel word, see
+ * `channel.ts`) that settles, once, whether a starting thread may be terminated: the thread's
+ * first module claims it (`BOOT_STARTED`) before anything else of gonso's worker is loaded, or
+ * finds that the main side claimed it first (`BOOT_REFUSED`) and ends there. Terminating a thread
+ * while it loads koffi's native addon aborts the whole process, so a thread that has begun is
+ * never terminated before it reports ready or exits; one that has not begun (or a script that is
+ * not gonso's worker) may be.
+ */
+export const BOOT_WORD = 7
+export const BOOT_NONE = 0
+export const BOOT_STARTED = 1
+export const BOOT_REFUSED = 2
+
 export interface WorkerData {
   readonly gonso: typeof PINNED_THREAD
   readonly channel: { readonly control: SharedArrayBuffer; readonly data: readonly [SharedArrayBuffer, SharedArrayBuffer] }

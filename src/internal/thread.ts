@@ -33,7 +33,7 @@ import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../NamespaceErro
 import type { Stats } from "../PinnedThreads.ts"
 import * as channel from "./channel.ts"
 import * as libc from "./libc.ts"
-import { type Notice, PINNED_THREAD, type Ready, type Request, type Response, type WorkerData } from "./protocol.ts"
+import { BOOT_NONE, BOOT_REFUSED, BOOT_STARTED, BOOT_WORD, type Notice, PINNED_THREAD, type Ready, type Request, type Response, type WorkerData } from "./protocol.ts"
 
 // The worker is plain (erasable) TypeScript run by Node itself; once built, it is the .js beside
 // this module. tsc does not rewrite URLs, so the extension comes from this module's own URL.
@@ -566,8 +566,14 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
       worker.on("error", () => {})
       void worker.terminate().finally(() => reject(reason))
     }
-    // Given up before it reported (the pool closed, or the start timed out): ended at once.
+    // Given up before it reported (the pool closed, or the start timed out): ended at once, unless
+    // it has begun as gonso's worker, which reports ready or exits and is not to be terminated
+    // meanwhile (see BOOT_WORD): then its start goes on, and the pool stops it if it has closed.
+    const control = new Int32Array(buffers.control)
+    const begun = () => Atomics.load(control, BOOT_WORD) === BOOT_STARTED
     const abandon = (reason: string) => {
+      if (settled) return
+      if (Atomics.compareExchange(control, BOOT_WORD, BOOT_NONE, BOOT_REFUSED) === BOOT_STARTED) return
       if (settle()) giveUp(reason)
     }
     pool.startsToAbandon.add(abandon)
@@ -596,14 +602,12 @@ const startThread = (pool: ThreadPool, entry: URL): Promise<PinnedThread> =>
     const first = (notice: Notice) => {
       worker.off("message", first)
       const ready = (notice as Notice | null)?.type === "ready" ? readyOf((notice as Extract<Notice, { type: "ready" }>).ready) : undefined
-      if (!settle()) {
-        // Ready after all, from a thread already given up: the fds it opened at birth are ours to close.
-        for (const fd of ready?.fds ?? []) libc.close(fd)
-        return
-      }
+      // A thread given up on had not begun as gonso's worker: whatever it says, no fd it names is
+      // gonso's to close.
+      if (!settle()) return
       worker.removeAllListeners("error")
       worker.removeAllListeners("exit")
-      if (ready === undefined) {
+      if (ready === undefined || !begun()) {
         return giveUp(`${script} sent ${util.inspect(notice, { breakLength: Infinity })} before it reported ready; is it gonso's worker script (gonso/worker)? (unexpected first message)`)
       }
       worker.on("error", () => {})
@@ -924,9 +928,10 @@ export class ThreadPool {
     for (const pending of this.waitingShared) pending.settle(failure)
     this.waitingLeases = []
     this.waitingShared = []
-    // A thread still starting is given a moment to finish its birth, after which it is stopped
-    // like the others, the fds it opened closed; one that does not report by then (not gonso's
-    // worker, say) is terminated, rather than waited for until startTimeout.
+    // A thread still starting is stopped like the others once it has reported ready, the fds it
+    // opened closed. One that has not begun as gonso's worker within a moment (a script that is
+    // not gonso's worker, say) is terminated then, rather than waited for until startTimeout; one
+    // that has begun is never terminated before it reports (see BOOT_WORD).
     const abandonStarts = setTimeout(() => {
       for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
     }, Math.min(CLOSE_START_GRACE_MS, this.startTimeoutMs))
