@@ -4,14 +4,14 @@
  * close, so a thread that did report ready must not be thrown away with them; a script that is not
  * gonso's worker must not be left running; closing the layer must not wait out the timeout.
  */
-import { spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, openFdCount, threadCount } from "./helpers.ts"
+import { eventually, fixtures, openFdCount, threadCount } from "./helpers.ts"
 
 /** A script in a temporary directory, removed with the test's Scope. */
 const script = (source: string) =>
@@ -99,4 +99,30 @@ setInterval(() => {}, 1000)
       assert.isBelow(Date.now() - started, 5_000)
       assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 1_000)), "the starting thread is left")
     }))
+})
+
+describe("a thread that cannot be terminated in time", () => {
+  it.live("a module task blocked in a system call: the interrupted caller and the layer's close return, and the thread ends with its fds once the call returns", () =>
+    Effect.gen(function*() {
+      yield* Effect.promise(() => fs.promises.access("/"))
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-fifo-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+      const fifo = path.join(dir, "fifo")
+      execFileSync("mkfifo", [fifo])
+      const fds = openFdCount()
+      const threads = threadCount()
+      const started = Date.now()
+      // The task blocks opening the FIFO (no writer): neither a cancel nor a terminate reaches it.
+      const outcome = yield* Effect.scoped(Effect.flatMap(NamespaceSet.current(["uts"]), (set) =>
+        NamespaceSet.run(set, Task.module(fixtures, "readFifo", fifo)).pipe(Effect.timeout("300 millis"), Effect.exit))).pipe(
+          Effect.provide(PinnedThreads.layer({ min: 1, max: 1 }))
+        )
+      assert.strictEqual(outcome._tag, "Failure")
+      // The caller's timeout and the layer's close each wait for the thread a bounded time.
+      assert.isBelow(Date.now() - started, 15_000)
+      // The call returns once a writer opens the FIFO; the thread then ends, and its fds are closed.
+      fs.closeSync(fs.openSync(fifo, "w"))
+      assert.isTrue(yield* Effect.promise(() => eventually(() => threadCount() <= threads, 5_000)), "the thread is left")
+      assert.isTrue(yield* Effect.promise(() => eventually(() => openFdCount() <= fds, 5_000)), `fds are left: ${openFdCount()} > ${fds}`)
+    }), 30_000)
 })

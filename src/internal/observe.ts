@@ -223,6 +223,10 @@ export const reporter = (context: Context.Context<never>) => {
         return record(Effect.logDebug("gonso: pinned thread retired").pipe(
           Effect.annotateLogs({ tid: event.tid, reason: event.reason })
         ))
+      case "stuck":
+        return record(Effect.logWarning("gonso: a dropped pinned thread is blocked in a system call; it ends when the call returns").pipe(
+          Effect.annotateLogs({ tid: event.tid, waitedMs: event.waitedMs })
+        ))
     }
   }
 }

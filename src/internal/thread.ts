@@ -111,6 +111,12 @@ import(workerData.entry)
 const CANCEL_GRACE_MS = 250
 /** How long closing a pool waits for a thread still starting before it terminates it. */
 const CLOSE_START_GRACE_MS = 1_000
+/**
+ * How long stopping a thread waits, at most, for its termination. A thread blocked in a system
+ * call (user code reading a FIFO with no writer, say) cannot be terminated until the call
+ * returns; nobody waits for it past this, and it ends when the call returns.
+ */
+const TERMINATE_LIMIT_MS = 2_000
 /** How long shutdown waits, at most, for the kernel to release a terminated thread. */
 const THREAD_EXIT_LIMIT_MS = 1_000
 /** Requests sent to a thread in one round trip, at most. */
@@ -150,6 +156,8 @@ export type PoolEvent =
   | { readonly type: "startFailed"; readonly reason: string }
   | { readonly type: "dropped"; readonly tid: number; readonly reason: string }
   | { readonly type: "retired"; readonly tid: number; readonly reason: "idle" | "shutdown" }
+  /** A thread that could not be terminated in time: blocked in a system call, out of V8's reach. */
+  | { readonly type: "stuck"; readonly tid: number; readonly waitedMs: number }
 
 
 type Settle = (result: Response | ThreadFailure | PayloadTooLarge | InvalidOptions) => void
@@ -495,7 +503,25 @@ export class PinnedThread {
         // are short and synchronous), so its answers are written and collected below.
         channel.cancel(this.channel, this.inFlight.map((each) => each.slot))
       })
-      await this.worker.terminate()
+      const terminated = this.worker.terminate()
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const ended = await Promise.race([
+        terminated.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), TERMINATE_LIMIT_MS)))
+      ])
+      clearTimeout(timer)
+      if (!ended) {
+        // Blocked in a system call, out of V8's reach: its termination takes effect when the
+        // call returns. Nobody waits for it; the fds it opened at birth are closed once it has
+        // ended (until then it is a thread of the process that gonso no longer uses).
+        this.pool.reportStuck(this.tid, TERMINATE_LIMIT_MS)
+        this.collect()
+        this.failAll(this.dropReason ?? "the thread was stopped")
+        void terminated.then(() => {
+          for (const fd of this.fds) libc.close(fd)
+        })
+        return
+      }
     }
     this.collect()
     this.failAll(this.dropReason ?? "the thread was stopped")
@@ -873,6 +899,11 @@ export class ThreadPool {
     )
     // Starting from a burst: one more thread per waiting lease, up to `max`, at once.
     if (this.waitingLeases.length > this.starting && this.threads.size + this.starting < this.limits.max) this.start()
+  }
+
+  /** Told that a thread could not be terminated in time (see `TERMINATE_LIMIT_MS`). */
+  reportStuck(tid: number, waitedMs: number): void {
+    this.limits.report?.({ type: "stuck", tid, waitedMs })
   }
 
   /** Takes a thread out of the pool for good, and starts a replacement if fewer than `min` remain. */
