@@ -273,7 +273,7 @@ export class PinnedThreads extends Context.Service<PinnedThreads, {
  *
  * Closing the layer cancels the tasks still running, terminates every thread, and returns once the
  * kernel has released them. A thread still starting is stopped once it has reported ready (one
- * that has not begun as gonso's worker within a second is terminated).
+ * that has not begun as gonso's worker yet is terminated at once).
  *
  * Options that do not fit (`min` or `max` not a whole number in range, `min` above `max`, an
  * `idleTimeToLive` that is no duration, a `startTimeout` that is no duration above 0, a

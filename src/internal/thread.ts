@@ -109,8 +109,6 @@ import(workerData.entry)
 
 /** How long a cancelled thread may take to answer before it is terminated anyway. */
 const CANCEL_GRACE_MS = 250
-/** How long closing a pool waits for a thread still starting before it terminates it. */
-const CLOSE_START_GRACE_MS = 1_000
 /**
  * How long stopping a thread waits, at most, for its termination. A thread blocked in a system
  * call (user code reading a FIFO with no writer, say) cannot be terminated until the call
@@ -470,7 +468,8 @@ export class PinnedThread {
   /**
    * Ends the thread: a task still in flight is cancelled, then the Worker is terminated, its OS
    * thread exits, and the fds it held for its life are closed. A thread busy in synchronous user
-   * code cannot hear a cancel; it is terminated once the grace period has passed.
+   * code cannot hear a cancel; it is terminated once the grace period has passed. A thread blocked
+   * in a system call is waited for `TERMINATE_LIMIT_MS` at most (see there).
    */
   shutdown(): Promise<void> {
     this.stopped ??= this.stop()
@@ -480,6 +479,8 @@ export class PinnedThread {
   private stopped: Promise<void> | undefined
 
   private async stop(): Promise<void> {
+    /** The termination of a thread that did not end in time, still to take effect. */
+    let stuck: Promise<number> | undefined
     // Answers already written go to their callers (they may carry fds or pids the callers must
     // own); requests not sent go elsewhere.
     this.collect()
@@ -510,22 +511,22 @@ export class PinnedThread {
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), TERMINATE_LIMIT_MS)))
       ])
       clearTimeout(timer)
-      if (!ended) {
-        // Blocked in a system call, out of V8's reach: its termination takes effect when the
-        // call returns. Nobody waits for it; the fds it opened at birth are closed once it has
-        // ended (until then it is a thread of the process that gonso no longer uses).
-        this.pool.reportStuck(this.tid, TERMINATE_LIMIT_MS)
-        this.collect()
-        this.failAll(this.dropReason ?? "the thread was stopped")
-        void terminated.then(() => {
-          for (const fd of this.fds) libc.close(fd)
-        })
-        return
-      }
+      // Blocked in a system call, out of V8's reach: its termination takes effect when the call
+      // returns. Nobody waits for it; the fds it opened at birth are closed once it has ended
+      // (until then it is a thread of the process that gonso no longer uses).
+      if (!ended) stuck = terminated
     }
     this.collect()
     this.failAll(this.dropReason ?? "the thread was stopped")
-    for (const fd of this.fds) libc.close(fd)
+    const closeFds = () => {
+      for (const fd of this.fds) libc.close(fd)
+    }
+    if (stuck !== undefined) {
+      this.pool.reportStuck(this.tid, TERMINATE_LIMIT_MS)
+      void stuck.then(closeFds)
+      return
+    }
+    closeFds()
     // The Worker's exit is reported once its thread is joined, but a joined thread can still be
     // listed in `/proc/self/task` for a moment while it finishes exiting; after shutdown, callers
     // may count on it being gone.
@@ -959,13 +960,10 @@ export class ThreadPool {
     for (const pending of this.waitingShared) pending.settle(failure)
     this.waitingLeases = []
     this.waitingShared = []
-    // A thread still starting is stopped like the others once it has reported ready, the fds it
-    // opened closed. One that has not begun as gonso's worker within a moment (a script that is
-    // not gonso's worker, say) is terminated then, rather than waited for until startTimeout; one
-    // that has begun is never terminated before it reports (see BOOT_WORD).
-    const abandonStarts = setTimeout(() => {
-      for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
-    }, Math.min(CLOSE_START_GRACE_MS, this.startTimeoutMs))
+    // A thread still starting that has begun as gonso's worker is stopped like the others once it
+    // has reported ready (it is never terminated before, see BOOT_WORD); one that has not begun (or
+    // a script that is not gonso's worker) is terminated now, rather than waited for.
+    for (const abandon of [...this.startsToAbandon]) abandon("the PinnedThreads layer is closed")
     for (const thread of this.threads) {
       this.counters.retired++
       this.limits.report?.({ type: "retired", tid: thread.tid, reason: "shutdown" })
@@ -978,7 +976,6 @@ export class ThreadPool {
       await Promise.all([...this.stopping])
       if (this.starting > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     }
-    clearTimeout(abandonStarts)
   }
 
   /**
