@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { assert, describe, it as plainIt, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { NamespacedSocket, NamespaceSet, Network, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, onHost, openFdCount } from "./helpers.ts"
+import { eventually, onHost, openFdCount, readToEnd } from "./helpers.ts"
 
 /** `ip ARGS` inside the set, its JSON output parsed. */
 const ipJson = (set: NamespaceSet.NamespaceSet, ...args: Array<string>) =>
@@ -319,11 +319,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         const listening = yield* NamespacedSocket.listen(server, { host: "10.200.0.1", port: 0 })
         yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end(`hi ${connection.remoteAddress}`)))
         const socket = yield* NamespacedSocket.connect(client, { host: "10.200.0.1", port: listening.port })
-        const answer = yield* Effect.callback<string>((resume) => {
-          let text = ""
-          socket.on("data", (chunk) => (text += chunk))
-          socket.on("end", () => resume(Effect.succeed(text)))
-        })
+        const answer = yield* readToEnd(socket)
         assert.strictEqual(answer, "hi 169.254.10.2")
       }))
 
@@ -382,11 +378,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
         yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("ok")))
         const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
-        const answer = yield* Effect.callback<string>((resume) => {
-          let text = ""
-          socket.on("data", (chunk) => (text += chunk))
-          socket.on("end", () => resume(Effect.succeed(text)))
-        })
+        const answer = yield* readToEnd(socket)
         assert.strictEqual(answer, "ok")
       })))
   }

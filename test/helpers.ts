@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import type * as net from "node:net"
+import { Effect } from "effect"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
 
 /** The test process's main thread's `/proc` task directory. */
@@ -56,3 +58,11 @@ export const eventually = async (check: () => boolean, ms = 5_000) => {
 }
 
 export const fixtures = new URL("./fixtures/tasks.ts", import.meta.url)
+
+/** Everything a socket receives until its peer ends the connection, as text. */
+export const readToEnd = (socket: net.Socket): Effect.Effect<string> =>
+  Effect.callback<string>((resume) => {
+    let text = ""
+    socket.on("data", (chunk) => (text += chunk))
+    socket.on("end", () => resume(Effect.succeed(text)))
+  })

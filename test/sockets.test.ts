@@ -5,7 +5,7 @@ import * as fs from "node:fs"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { NamespacedHttpClient, NamespacedHttpServer, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { onHost } from "./helpers.ts"
+import { onHost, readToEnd } from "./helpers.ts"
 
 /** A new network namespace with its loopback up. */
 const isolatedNet = Effect.gen(function*() {
@@ -59,11 +59,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("s
         const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
         yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("pong")))
         const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
-        const reply = yield* Effect.callback<string>((resume) => {
-          let text = ""
-          socket.on("data", (chunk) => (text += chunk))
-          socket.on("end", () => resume(Effect.succeed(text)))
-        })
+        const reply = yield* readToEnd(socket)
         assert.strictEqual(reply, "pong")
         const refused = yield* Effect.flip(NamespacedSocket.connect(set, { host: "127.0.0.1", port: 1 }))
         assert.strictEqual(refused._tag, "ConnectionRefused")
