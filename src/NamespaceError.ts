@@ -315,14 +315,33 @@ export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("Comm
 }
 
 /**
- * A pinned thread could not be started, or died under a task.
+ * A namespace kind a pinned thread was found in, other than the one it had to be in (see
+ * {@link ThreadFailure}'s `namespaces`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const Misplaced = Schema.Struct({
+  kind: Kind,
+  /** The namespace the thread had to be in, as the kernel names it (`"uts:[4026532290]"`). */
+  expected: Schema.String,
+  /** The namespace it was in. */
+  found: Schema.String
+})
+
+/**
+ * A pinned thread could not be started, died under a task, or was found outside the set's
+ * namespaces. In the last case `namespaces` names each kind expected and found: user code (a
+ * module task, or a timer one left on the thread) moved the thread behind the library's back, and
+ * the task's answer, computed in the wrong namespaces, is not delivered.
  *
  * @since 0.1.0
  * @category errors
  */
 export class ThreadFailure extends Schema.TaggedError<ThreadFailure>()("ThreadFailure", {
   reason: Schema.String,
-  tid: Schema.optionalKey(Schema.Number)
+  tid: Schema.optionalKey(Schema.Number),
+  namespaces: Schema.optionalKey(Schema.Array(Misplaced))
 }) {
   override get message(): string {
     return `pinned thread${this.tid === undefined ? "" : ` ${this.tid}`}: ${this.reason}`

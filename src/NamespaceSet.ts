@@ -669,11 +669,7 @@ export const enter: {
     yield* Effect.addFinalizer(() => {
       open = false
       return pool.call(thread, restore ? { operation, leave: true } : { operation, drop: true }).pipe(
-        Effect.catch((error) =>
-          Effect.sync(() => {
-            thread.dropReason ??= `restore failed: ${error.message}`
-          })
-        ),
+        Effect.catch((error) => Effect.sync(() => pool.doom(thread, { _tag: "RestoreFailed", detail: error.message }))),
         Effect.asVoid
       )
     })

@@ -19,7 +19,9 @@ import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect
 import { InvalidOptions, ThreadFailure } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
 import { PINNED_THREAD } from "./internal/protocol.ts"
-import { bundlingHint, defaultWorkerUrl, pools, ThreadPool } from "./internal/thread.ts"
+import { bundlingHint, defaultWorkerUrl } from "./internal/thread/bootstrap.ts"
+import { ThreadPool, withPool } from "./internal/thread/pool.ts"
+import { timersOf } from "./internal/thread/timers.ts"
 import { cStringProblem, decodeOptions, describe } from "./internal/validate.ts"
 
 /**
@@ -348,7 +350,8 @@ const make = (options: Options) =>
             ...limits,
             workerUrl,
             report: observe.reporter(context),
-            latency: observe.latency(context)
+            latency: observe.latency(context),
+            timers: timersOf(context)
           }),
         // A TypeScript worker's modules are read here, before any thread starts (see ThreadPool).
         catch: (error) => new ThreadFailure({ reason: `could not read the worker's modules: ${(error as Error)?.message ?? String(error)}` })
@@ -357,9 +360,7 @@ const make = (options: Options) =>
     )
     const unregister = observe.registerGauges(context, pool)
     yield* Effect.addFinalizer(() => Effect.sync(unregister))
-    const service = PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) })
-    pools.set(service, pool)
-    return service
+    return withPool(PinnedThreads.of({ stats: Effect.sync(() => pool.counts()) }), pool)
   })
 
 /**
@@ -391,7 +392,7 @@ export const stats: Effect.Effect<Stats, never, PinnedThreads> = PinnedThreads.u
  * | --- | --- | --- |
  * | `gonso_pinned_threads_idle`, `_busy`, `_pending` | gauge | |
  * | `gonso_pinned_threads_spawned_total` | counter | `reason`: min, demand, replacement |
- * | `gonso_pinned_threads_dropped_total` | counter | `reason`: no-restore, restore-failed, tainted, interrupted, died, exited, failed-to-start, other |
+ * | `gonso_pinned_threads_dropped_total` | counter | `reason`: no-restore, restore-failed, tainted, moved, interrupted, died, exited, failed-to-start |
  * | `gonso_pinned_threads_retired_total` | counter | `reason`: idle, shutdown |
  * | `gonso_run_duration_microseconds` | histogram | `operation` |
  * | `gonso_namespace_sets_open` | gauge | |

@@ -71,14 +71,18 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("P
   })
 
   describe("drop", () => {
-    it.effect("a module task that moves the thread into a namespace of its own is caught by verification", () =>
+    it.effect("a module task that moves the thread into a namespace of its own fails typed, naming the kind expected and found, and its thread is dropped", () =>
       Effect.gen(function*() {
         yield* idleAgain
         const set = yield* NamespaceSet.unshareCurrent(["uts"])
         const before = yield* PinnedThreads.stats
         const tid = yield* NamespaceSet.run(set, Task.tid)
-        const link = yield* NamespaceSet.run(set, Task.module<void, string>(fixtures, "unshareNet", undefined))
-        assert.notStrictEqual(link, fs.readlinkSync("/proc/self/ns/net"))
+        const failure = yield* Effect.flip(NamespaceSet.run(set, Task.module<void, string>(fixtures, "unshareNet", undefined)))
+        if (failure._tag !== "ThreadFailure") return assert.fail(`expected a ThreadFailure, got ${failure._tag}`)
+        assert.strictEqual(failure.tid, tid)
+        const host = fs.readlinkSync("/proc/self/ns/net")
+        assert.deepStrictEqual(failure.namespaces?.map((each) => [each.kind, each.expected]), [["net", host]])
+        assert.notStrictEqual(failure.namespaces?.[0]?.found, host)
         assert.isFalse(threadExists(tid))
         assert.strictEqual((yield* PinnedThreads.stats).dropped, before.dropped + 1)
         const next = yield* NamespaceSet.run(set, Task.module<void, string>(fixtures, "netLink", undefined))

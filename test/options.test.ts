@@ -5,6 +5,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Cause, Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
 import type { InvalidOptions } from "../src/NamespaceError.ts"
 import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { eventually } from "./helpers.ts"
@@ -90,18 +91,29 @@ describe("options are validated", () => {
         fs.rmSync(dir, { recursive: true, force: true })
       }
       // A script that never reports ready (a server, say): the thread is given up after
-      // startTimeout, terminated, and the run waiting for it fails with ThreadFailure.
+      // startTimeout, terminated, and the run waiting for it fails with ThreadFailure. The start
+      // timer runs on the test's clock: it fires when the TestClock has been moved past it.
       const serverDir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-server-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(serverDir, { recursive: true, force: true })))
       fs.writeFileSync(path.join(serverDir, "server.mjs"), "setInterval(() => {}, 1000)\n")
       const threadsBefore = fs.readdirSync("/proc/self/task").length
-      const never = yield* Effect.exit(
+      const waiting = yield* Effect.forkChild(Effect.exit(
         Effect.scoped(Effect.flatMap(NamespaceSet.current(["uts"]), (set) => NamespaceSet.run(set, Task.tid))).pipe(
-          Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: path.join(serverDir, "server.mjs"), startTimeout: "300 millis" })),
-          Effect.timeout("10 seconds")
+          Effect.provide(PinnedThreads.layer({ min: 0, workerUrl: path.join(serverDir, "server.mjs"), startTimeout: "300 millis" }))
         )
-      )
-      const failure = never._tag === "Failure" ? Cause.squash(never.cause) as { _tag?: string; reason?: string } : undefined
+      ))
+      // Real time passes meanwhile (the Worker starts), but no start times out before the clock moves.
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 500)))
+      assert.isUndefined(waiting.pollUnsafe(), "the start timed out before its time")
+      let never = waiting.pollUnsafe()
+      for (let i = 0; i < 500 && never === undefined; i++) {
+        yield* TestClock.adjust("300 millis")
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+        never = waiting.pollUnsafe()
+      }
+      assert.isDefined(never, "the start did not time out")
+      const result = never!._tag === "Success" ? never!.value : undefined
+      const failure = result?._tag === "Failure" ? Cause.squash(result.cause) as { _tag?: string; reason?: string } : undefined
       assert.strictEqual(failure?._tag, "ThreadFailure", String(failure))
       assert.include(failure?.reason, "did not report ready within 300 ms")
       assert.isTrue(yield* Effect.promise(() => eventually(() => fs.readdirSync("/proc/self/task").length <= threadsBefore)), "the thread was not terminated")

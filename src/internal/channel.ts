@@ -17,7 +17,7 @@
  */
 import * as v8 from "node:v8"
 import { yieldCpu } from "./libc.ts"
-import { BOOT_WORD } from "./protocol.ts"
+import * as life from "./life.ts"
 
 // A new slot's state is 0: nothing asked yet.
 export const REQUEST = 1
@@ -40,9 +40,9 @@ const FORMAT = 2
 const SLOT_WORDS = 3
 /** One word for the whole channel, after the slots': set to 1, once and for good, when the main side gives up on the thread. */
 const CANCEL = 2 * SLOT_WORDS
-/** Then the word that says whether a starting thread may be terminated (`protocol.ts`). */
-const BOOT = CANCEL + 1
-if (BOOT !== BOOT_WORD) throw new Error("the channel's boot word is not where protocol.ts says")
+/** Then the word that says whether the thread may be terminated now (`life.ts`). */
+const LIFE = CANCEL + 1
+if (LIFE !== life.LIFE_WORD) throw new Error("the channel's life word is not where life.ts says")
 
 export const JSON_FORMAT = 0
 export const V8_FORMAT = 1
@@ -82,7 +82,7 @@ const bytes = (slot: Slot): Buffer => {
 }
 
 export const make = (): Buffers => ({
-  control: new SharedArrayBuffer((BOOT + 1) * 4),
+  control: new SharedArrayBuffer((LIFE + 1) * 4),
   data: [
     new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES }),
     new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES })
@@ -181,8 +181,8 @@ export const cancel = (channel: Channel, busy: ReadonlyArray<Slot> = []): void =
 
 /**
  * Blocks the calling (pinned) thread until the slot's state is REQUEST (then returns true) or the
- * main side has cancelled (then returns false). `beforeSleep` runs once, when the thread is about
- * to park: the moment to leave a set it lingered in.
+ * main side has cancelled or claimed the thread's end (then returns false). `beforeSleep` runs
+ * once, when the thread is about to park: the moment to leave a set it lingered in.
  */
 export const awaitRequest = (channel: Channel, slot: Slot, lingerMicros: number, beforeSleep: () => void): boolean => {
   const index = slot.base + STATE
@@ -204,7 +204,11 @@ export const awaitRequest = (channel: Channel, slot: Slot, lingerMicros: number,
       current = Atomics.load(slot.control, index)
       continue
     }
+    // Parked, the thread may be terminated (see `life.ts`); once the main side has claimed its
+    // end, it runs no more of gonso's code.
+    life.leave(channel.control)
     Atomics.wait(slot.control, index, current)
+    if (!life.enter(channel.control)) return false
     current = Atomics.load(slot.control, index)
   }
 }

@@ -14,10 +14,48 @@
  *
  * @internal
  */
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 
 const require = createRequire(import.meta.url)
-const koffi = require("koffi") as typeof import("koffi")
+
+/**
+ * Which koffi addon this thread loads: the one `scripts/koffi/build.mjs` built at install time
+ * from koffi's own sources with its per-thread memory fix, if it is there and made for the koffi
+ * installed; koffi's prebuilt one otherwise. (koffi never frees the data it allocates for each
+ * thread that loads it; with gonso's threads coming and going, the process would grow.)
+ */
+const loadKoffi = (): { readonly koffi: typeof import("koffi"); readonly build: "patched" | "prebuilt" } => {
+  const dir = new URL("../../build/koffi/", import.meta.url)
+  try {
+    const stamp = JSON.parse(fs.readFileSync(new URL("koffi.json", dir), "utf8")) as { version?: unknown; patch?: unknown }
+    const native = require(new URL("koffi.node", dir).pathname) as typeof import("koffi") & { readonly version?: unknown }
+    if (stamp.patch === "instance-data" && stamp.version === native.version && native.version === koffiVersion()) {
+      return { koffi: native, build: "patched" }
+    }
+  } catch {
+    // Not built here: koffi's own.
+  }
+  return { koffi: require("koffi") as typeof import("koffi"), build: "prebuilt" }
+}
+
+/** The version of the koffi package installed, from its package.json (its exports do not include it). */
+const koffiVersion = (): string | undefined => {
+  for (let dir = new URL("./", `file://${require.resolve("koffi")}`); ; dir = new URL("../", dir)) {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(new URL("package.json", dir), "utf8")) as { name?: string; version?: string }
+      if (manifest.name === "koffi") return manifest.version
+    } catch {
+      // Not here.
+    }
+    if (dir.pathname === "/") return undefined
+  }
+}
+
+const loaded = loadKoffi()
+const koffi = loaded.koffi
+/** Whether this thread runs the koffi addon gonso built (`"patched"`) or koffi's own. */
+export const koffiBuild = loaded.build
 
 const lib = koffi.load("libc.so.6")
 
@@ -357,6 +395,27 @@ export const killAndReap = (child: Parked, timeoutMs = 1_000): boolean => {
     // A killed child takes a few tens of microseconds to become reapable.
     Atomics.wait(nap, 0, 0, 0.02)
   }
+}
+
+/**
+ * Reaps, on the main thread, a child that {@link killAndReap} killed but could not reap in time
+ * (a dying child can wait long for a CPU on a loaded machine): polled on a timer that never keeps
+ * the process alive, until it is reaped; its stack is freed then.
+ */
+export const reapWhenGone = (child: Parked): void => {
+  let delay = 10
+  const poll = () => {
+    let reaped: boolean
+    try {
+      reaped = reapNoHang(child.pid)
+    } catch {
+      reaped = false
+    }
+    if (reaped) return c.free(child.stack)
+    delay = Math.min(delay * 2, 1_000)
+    setTimeout(poll, delay).unref()
+  }
+  setTimeout(poll, delay).unref()
 }
 
 const PTRACE_SEIZE = 0x4206

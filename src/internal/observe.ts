@@ -9,7 +9,8 @@
 import { Context, Effect, Metric, References, Tracer } from "effect"
 import type { NamespaceSet } from "./set.ts"
 import type { Member, TaskSpec } from "./protocol.ts"
-import type { PoolEvent, ThreadPool } from "./thread.ts"
+import { describe, dropClass } from "./drop.ts"
+import type { PoolEvent, ThreadPool } from "./thread/pool.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Metrics
@@ -33,8 +34,8 @@ export const threadsSpawned = Metric.counter("gonso_pinned_threads_spawned_total
   incremental: true
 })
 /**
- * Threads dropped, by `reason`: `no-restore`, `restore-failed`, `tainted`, `interrupted`, `died`,
- * `exited`, `failed-to-start` or `other` (the full reason is in the log line and the span).
+ * Threads dropped, by `reason`: `no-restore`, `restore-failed`, `tainted`, `moved`, `interrupted`,
+ * `died`, `exited` or `failed-to-start` (the full reason is in the log line and the span).
  */
 export const threadsDropped = Metric.counter("gonso_pinned_threads_dropped_total", {
   description: "Pinned threads dropped (terminated, not reused), by reason",
@@ -59,21 +60,6 @@ export const setsOpen = Metric.gauge("gonso_namespace_sets_open", {
 export const initsAlive = Metric.gauge("gonso_pid_inits_alive", {
   description: "Init processes kept alive for pid namespaces"
 })
-
-/** A drop reason, as free text, sorted into a few values fit for a metric attribute. */
-export const dropClass = (reason: string): string => {
-  if (reason === "restore: false") return "no-restore"
-  if (reason.startsWith("tainted by the task")) return "tainted"
-  if (reason.startsWith("interrupted")) return "interrupted"
-  if (reason === "the task died") return "died"
-  if (reason.startsWith("the thread exited")) return "exited"
-  if (reason.startsWith("could not start") || reason.includes("while starting")) return "failed-to-start"
-  if (
-    reason.startsWith("restore failed") || reason.startsWith("setns back") || reason.includes("not back") ||
-    reason.startsWith("the task changed") || reason.startsWith("fchdir") || reason.includes("cannot return")
-  ) return "restore-failed"
-  return "other"
-}
 
 const byReason = new Map<string, Metric.Counter<number>>()
 const withReason = (counter: Metric.Counter<number>, reason: string): Metric.Counter<number> => {
@@ -210,11 +196,12 @@ export const reporter = (context: Context.Context<never>) => {
         ))
       case "dropped": {
         const reasonClass = dropClass(event.reason)
+        const reason = describe(event.reason)
         withReason(threadsDropped, reasonClass).updateUnsafe(1, context)
         return record(Effect.logWarning("gonso: pinned thread dropped").pipe(
-          Effect.annotateLogs({ tid: event.tid, reason: event.reason, reasonClass }),
+          Effect.annotateLogs({ tid: event.tid, reason, reasonClass, drop: event.reason }),
           Effect.withSpan("PinnedThreads.drop", {
-            attributes: { "gonso.thread.tid": event.tid, "gonso.drop.reason": event.reason, "gonso.drop.class": reasonClass }
+            attributes: { "gonso.thread.tid": event.tid, "gonso.drop.reason": reason, "gonso.drop.class": reasonClass, "gonso.drop": event.reason }
           })
         ))
       }

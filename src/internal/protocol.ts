@@ -10,6 +10,7 @@
  * @internal
  */
 import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { DropReason } from "./drop.ts"
 
 /** One namespace of a set: its fd in this process and its identity (dev+inode of the nsfs file). */
 export interface Member {
@@ -227,7 +228,7 @@ export interface Response {
    * Set when the thread must not be reused: what could not be undone or verified (after user code,
    * on leaving, or because the request asked for a drop).
    */
-  readonly unclean?: string | undefined
+  readonly unclean?: DropReason | undefined
   /** The request was not served: the thread was no longer reusable when its turn came. */
   readonly unserved?: true | undefined
 }
@@ -247,29 +248,15 @@ export interface Ready {
 export type Notice =
   | { readonly type: "ready"; readonly ready: Ready }
   /** Leaving a set when going idle failed: the thread must be dropped. */
-  | { readonly type: "unclean"; readonly reason: string }
-  /** A cancelled task's children are killed and reaped: the thread may be terminated. */
-  | { readonly type: "cancelled" }
+  | { readonly type: "unclean"; readonly reason: DropReason }
+  /** A child the thread killed but could not reap in time: the main thread reaps it. */
+  | { readonly type: "orphan"; readonly child: Parked }
 
 /**
  * The mark of a Worker started by gonso as a pinned thread: the worker script does nothing
  * anywhere else (imported on the main thread, or in a Worker of the program's own).
  */
 export const PINNED_THREAD = "gonso pinned thread"
-
-/**
- * The word of the channel's control buffer (after the slots' words and the cancel word, see
- * `channel.ts`) that settles, once, whether a starting thread may be terminated: the thread's
- * first module claims it (`BOOT_STARTED`) before anything else of gonso's worker is loaded, or
- * finds that the main side claimed it first (`BOOT_REFUSED`) and ends there. Terminating a thread
- * while it loads koffi's native addon aborts the whole process, so a thread that has begun is
- * never terminated before it reports ready or exits; one that has not begun (or a script that is
- * not gonso's worker) may be.
- */
-export const BOOT_WORD = 7
-export const BOOT_NONE = 0
-export const BOOT_STARTED = 1
-export const BOOT_REFUSED = 2
 
 export interface WorkerData {
   readonly gonso: typeof PINNED_THREAD

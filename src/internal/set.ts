@@ -14,7 +14,7 @@ import { PinnedThreads } from "../PinnedThreads.ts"
 import * as libc from "./libc.ts"
 import { exclusiveOperations, type Member, type Response, type SetRef, type TaskSpec } from "./protocol.ts"
 import { annotateTid, gaugeSources, traceRun } from "./observe.ts"
-import { pools, type ThreadPool } from "./thread.ts"
+import { poolOf, type ThreadPool } from "./thread/pool.ts"
 import { specProblem } from "./validate.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
 
@@ -76,7 +76,7 @@ export class Init {
   release(): void {
     if (--this.refs > 0) return
     liveInits.delete(this)
-    libc.killAndReap(this.child)
+    if (!libc.killAndReap(this.child)) libc.reapWhenGone(this.child)
   }
 }
 
@@ -262,7 +262,7 @@ export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind,
 
 /** The thread pool of the `PinnedThreads` service in context. */
 export const threadPool: Effect.Effect<ThreadPool, never, PinnedThreads> = PinnedThreads.use((service) =>
-  Effect.sync(() => pools.get(service)!)
+  Effect.sync(() => poolOf(service))
 )
 
 /** A response's outcome as the Effect's result. */

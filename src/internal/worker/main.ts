@@ -13,7 +13,9 @@
 // First: nothing below is evaluated unless gonso started this thread (see `started.ts`).
 import { data, port } from "./started.ts"
 import * as channel from "../channel.ts"
+import { type DropReason, describe, type Misplaced } from "../drop.ts"
 import { syscallError } from "../failure.ts"
+import * as life from "../life.ts"
 import type { Notice, Outcome, Request, Response, WireError } from "../protocol.ts"
 import * as state from "./state.ts"
 import { handlers, moving } from "./tasks.ts"
@@ -51,20 +53,30 @@ const failure = (operation: string, error: unknown): Outcome => {
 /** Outcomes of requests the thread did not serve because it is not reusable: the main side sends them elsewhere. */
 const unserved = new WeakSet<Outcome>()
 
-const unusable = (reason: string): Outcome => {
-  const outcome: Outcome = { ok: false, error: { _tag: "ThreadFailure", reason, tid: state.tid } }
+/** The failure of a request that the thread cannot serve, or whose task it found moved afterwards. */
+const threadFailure = (reason: DropReason): Outcome => {
+  const namespaces: ReadonlyArray<Misplaced> | undefined = reason._tag === "Moved" ? reason.namespaces : undefined
+  return { ok: false, error: { _tag: "ThreadFailure", reason: describe(reason), tid: state.tid, namespaces } }
+}
+
+const unusable = (reason: DropReason): Outcome => {
+  const outcome = threadFailure(reason)
   unserved.add(outcome)
   return outcome
 }
 
-/** Puts the thread inside the request's set, then starts its task. */
+/**
+ * Puts the thread inside the request's set, then starts its task. A task begins only on a thread
+ * verified to be inside the set: if user code may have run since the thread's namespaces were
+ * last checked, they are checked now, every kind (see `state.checkPlace`).
+ */
 const start = (request: Request): Outcome | Promise<Outcome> => {
   const unclean = state.uncleanReason()
-  if (unclean !== undefined) return unusable(`the thread is not reusable: ${unclean}`)
+  if (unclean !== undefined) return unusable(unclean)
   if (request.set !== undefined && request.set.key !== state.inside()) {
     if (state.inside() !== state.BASELINE) state.leave()
     const afterLeave = state.uncleanReason()
-    if (afterLeave !== undefined) return unusable(`the thread could not be restored: ${afterLeave}`)
+    if (afterLeave !== undefined) return unusable(afterLeave)
     try {
       state.join(request.operation, request.set)
     } catch (error) {
@@ -73,6 +85,7 @@ const start = (request: Request): Outcome | Promise<Outcome> => {
       return failure(request.operation, error)
     }
   }
+  if (state.placeUnchecked() && state.checkPlace("before").length > 0) return unusable(state.uncleanReason()!)
   if (request.hold === true) held = true
   const task = request.task
   if (task === undefined) return { ok: true, value: undefined }
@@ -87,17 +100,21 @@ const start = (request: Request): Outcome | Promise<Outcome> => {
   }
 }
 
-/** Settles what the request leaves behind, and the response that reports it. */
-const finish = (request: Request, outcome: Outcome): Response => {
+/**
+ * Settles what the request leaves behind, and the response that reports it. After user code every
+ * namespace is checked where the task ended: an answer computed outside the set is never
+ * delivered, the caller gets a `ThreadFailure` naming the kinds expected and found instead.
+ */
+const finish = (request: Request, given: Outcome): Response => {
+  let outcome = given
   const op = request.task?.op
   const leaving = request.leave === true || (op !== undefined && moving.has(op))
-  // After user code every namespace is checked: here if the thread stays, else by `leave`.
-  if (op === "module" && !leaving) state.verifyAfterUserCode()
+  if (op === "module" && !unserved.has(outcome) && state.checkPlace("after").length > 0) outcome = threadFailure(state.uncleanReason()!)
   if (leaving) {
     state.leave()
     if (request.leave === true) held = false
   }
-  if (request.drop === true) state.markUnclean("restore: false")
+  if (request.drop === true) state.markUnclean({ _tag: "NoRestore" })
   const unclean = state.uncleanReason()
   const response: Response = unclean === undefined ? { outcome } : { outcome, unclean }
   return unserved.has(outcome) ? { ...response, unserved: true } : response
@@ -157,11 +174,19 @@ const serveBatch = (slot: channel.Slot): boolean => {
     const outcome = start(request)
     if (outcome instanceof Promise) {
       // An asynchronous task (a user module) needs this thread's event loop, so the thread stops
-      // serving until it settles. Such tasks come alone: the thread is leased to them.
+      // serving until it settles. Such tasks come alone: the thread is leased to them. Its user
+      // code runs outside gonso's code (the thread may be terminated meanwhile); once the main
+      // side has claimed the thread's end, nothing of gonso's runs here again.
       void outcome.then((settled) => {
-        responses.push(finish(request, settled))
-        respond(slot, requests, responses, format)
-        setImmediate(serve)
+        if (!life.enter(chan.control)) return
+        try {
+          state.loopTurned()
+          responses.push(finish(request, settled))
+          respond(slot, requests, responses, format)
+          setImmediate(serve)
+        } finally {
+          life.leave(chan.control)
+        }
       })
       return false
     }
@@ -181,14 +206,22 @@ const goIdle = (): void => {
   if (unclean !== undefined) notify({ type: "unclean", reason: unclean })
 }
 
+/** Serves batches until a task needs the event loop or the main side gives the thread up. */
 const serve = (): void => {
-  for (;;) {
-    const slot = chan.slots[next]
-    if (!channel.awaitRequest(chan, slot, LINGER_MICROS, goIdle)) return notify({ type: "cancelled" })
-    next = next === 0 ? 1 : 0
-    if (!serveBatch(slot)) return
+  if (!life.enter(chan.control)) return
+  state.loopTurned()
+  try {
+    for (;;) {
+      const slot = chan.slots[next]
+      if (!channel.awaitRequest(chan, slot, LINGER_MICROS, goIdle)) return
+      next = next === 0 ? 1 : 0
+      if (!serveBatch(slot)) return
+    }
+  } finally {
+    life.leave(chan.control)
   }
 }
 
 notify({ type: "ready", ready: state.ready })
 setImmediate(serve)
+life.leave(chan.control)

@@ -9,7 +9,8 @@
  */
 import type { MessagePort } from "node:worker_threads"
 import { parentPort, workerData } from "node:worker_threads"
-import { BOOT_NONE, BOOT_STARTED, BOOT_WORD, PINNED_THREAD, type WorkerData } from "../protocol.ts"
+import * as life from "../life.ts"
+import { PINNED_THREAD, type WorkerData } from "../protocol.ts"
 
 if (parentPort === null || (workerData as Partial<WorkerData> | null)?.gonso !== PINNED_THREAD) {
   throw new Error(
@@ -22,8 +23,8 @@ export const port: MessagePort = parentPort
 /** What the main side started the thread with. */
 export const data = workerData as WorkerData
 
-// From here on the thread is not terminated before it reports ready or exits (see BOOT_WORD),
+// From here on gonso's code runs on the thread, which is not terminated meanwhile (see `life.ts`),
 // unless the main side has given up on it already: then it ends before loading anything.
-if (Atomics.compareExchange(new Int32Array(data.channel.control), BOOT_WORD, BOOT_NONE, BOOT_STARTED) !== BOOT_NONE) {
+if (!life.begin(new Int32Array(data.channel.control))) {
   throw new Error("gonso pinned thread: given up on before it started")
 }

@@ -21,6 +21,7 @@
  */
 import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
 import * as libc from "../libc.ts"
+import type { DropReason, Misplaced, MovedWhen } from "../drop.ts"
 import { syscallError } from "../failure.ts"
 import type { Identity, Member, Ready, SetRef, WireError } from "../protocol.ts"
 
@@ -94,23 +95,41 @@ let joined = new Map<NamespaceKind, Member>()
 let touched = new Set<NamespaceKind>()
 let userCodeRan = false
 /**
+ * Whether the thread's namespaces may have changed since they were last checked: user code has
+ * run (a task, or what one left behind: a timer, a promise) and nothing has looked since. Only
+ * user code can move the thread behind the library's back, and it runs only in a module task or
+ * while the thread's event loop turns, never while gonso's synchronous code serves a batch.
+ */
+let unchecked = false
+/** Whether user code has ever run on this thread: from then on, every turn of its event loop may run some. */
+let userCodeEver = false
+/**
  * Set when the set holds a user namespace other than the thread's: nothing is joined by the
  * thread, and processes it starts join every kind through nsenter (user first, which is what
  * grants the right to join the others).
  */
 let viaHelper = false
 /** Why the thread must not be reused; once set, it stays set. */
-let unclean: string | undefined
+let unclean: DropReason | undefined
 
 export const inside = () => insideKey
 export const uncleanReason = () => unclean
-export const markUnclean = (reason: string) => {
+export const markUnclean = (reason: DropReason) => {
   unclean ??= reason
 }
+const restoreFailed = (detail: string) => markUnclean({ _tag: "RestoreFailed", detail })
 export const markTouched = (kind: NamespaceKind) => touched.add(kind)
 export const markUserCode = () => {
   userCodeRan = true
+  userCodeEver = true
+  unchecked = true
 }
+/** The thread's event loop has turned: if user code ever ran here, something of it may have run again. */
+export const loopTurned = () => {
+  if (userCodeEver) unchecked = true
+}
+/** Whether the thread's namespaces are to be checked before the next task (see `checkPlace`). */
+export const placeUnchecked = () => unchecked
 export const joinedMember = (kind: NamespaceKind) => joined.get(kind)
 export const throughHelper = () => viaHelper
 export const isBaseline = (member: Member) => sameIdentity(member, baseline[member.kind])
@@ -130,7 +149,7 @@ export const atBaselineMount = <A>(f: () => A): A => {
     try {
       libc.setns(member.fd, cloneFlag.mnt)
     } catch (error) {
-      markUnclean(`setns back into the set's mount namespace: ${(error as Error).message}`)
+      restoreFailed(`setns back into the set's mount namespace: ${(error as Error).message}`)
     }
   }
 }
@@ -150,7 +169,7 @@ export const inMount = <A>(member: Member, f: () => A): A => {
       libc.setns(baselineFd.mnt, cloneFlag.mnt)
       libc.fchdir(cwdFd)
     } catch (error) {
-      markUnclean(`setns back from a mount namespace: ${(error as Error).message}`)
+      restoreFailed(`setns back from a mount namespace: ${(error as Error).message}`)
     }
   }
 }
@@ -220,16 +239,26 @@ export const join = (operation: string, set: SetRef): void => {
   }
 }
 
+const idOf = (kind: NamespaceKind, identity: Identity) => `${kind}:[${identity.ino}]`
+
 /**
- * After user code: every namespace must be where the library put it. Anything else means the code
- * changed the thread behind the library's back, and the thread is unclean.
+ * Checks every namespace of the thread against where the library put it: the set's namespace for
+ * each kind it joined, the baseline for every other. Any difference means user code moved the
+ * thread behind the library's back: the thread is unclean (`Moved`), and the kinds found out of
+ * place are returned. One `fstatat` per kind.
  */
-export const verifyAfterUserCode = (): void => {
+export const checkPlace = (when: MovedWhen): ReadonlyArray<Misplaced> => {
+  unchecked = false
+  let wrong: Array<Misplaced> | undefined
   for (const kind of all) {
     const member = joined.get(kind)
     const expected = member !== undefined && kind !== "time" && kind !== "user" && !viaHelper ? member : baseline[kind]
-    if (!sameIdentity(currentIdentity(kind), expected)) markUnclean(`the task changed the ${kind} namespace`)
+    const found = currentIdentity(kind)
+    if (!sameIdentity(found, expected)) (wrong ??= []).push({ kind, expected: idOf(kind, expected), found: idOf(kind, found) })
   }
+  if (wrong === undefined) return []
+  markUnclean({ _tag: "Moved", when, namespaces: wrong })
+  return wrong
 }
 
 /**
@@ -239,17 +268,17 @@ export const verifyAfterUserCode = (): void => {
  */
 export const leave = (): void => {
   const wholeThread = userCodeRan
-  if (wholeThread) verifyAfterUserCode()
+  if (unchecked) checkPlace("leaving")
   for (const kind of enterOrder) {
     if (!touched.has(kind)) continue
     if (kind === "time") {
-      markUnclean("a thread of a multithreaded process cannot return to its time namespace")
+      markUnclean({ _tag: "TimeNamespace" })
       continue
     }
     try {
       libc.setns(baselineFd[kind], cloneFlag[kind])
     } catch (error) {
-      markUnclean(`setns back to ${kind}: ${(error as Error).message}`)
+      restoreFailed(`setns back to ${kind}: ${(error as Error).message}`)
     }
   }
   const checkFs = wholeThread || touched.has("mnt")
@@ -257,17 +286,17 @@ export const leave = (): void => {
     try {
       libc.fchdir(cwdFd)
     } catch (error) {
-      markUnclean(`fchdir: ${(error as Error).message}`)
+      restoreFailed(`fchdir: ${(error as Error).message}`)
     }
   }
   // Only the kinds set back need checking again: the others were checked above (after user code)
   // or were never moved (library code moves only what it records in `touched`).
   for (const kind of touched) {
-    if (!sameIdentity(currentIdentity(kind), baseline[kind])) markUnclean(`${kind} is not back at the baseline`)
+    if (!sameIdentity(currentIdentity(kind), baseline[kind])) restoreFailed(`${kind} is not back at the baseline`)
   }
   if (checkFs) {
-    if (libc.readlinkAt(taskDirFd, "cwd") !== baselineCwd) markUnclean("the working directory is not back")
-    if (libc.readlinkAt(taskDirFd, "root") !== baselineRoot) markUnclean("the root directory is not back")
+    if (libc.readlinkAt(taskDirFd, "cwd") !== baselineCwd) restoreFailed("the working directory is not back")
+    if (libc.readlinkAt(taskDirFd, "root") !== baselineRoot) restoreFailed("the root directory is not back")
   }
   joined = new Map()
   touched = new Set()

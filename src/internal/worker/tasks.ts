@@ -14,7 +14,8 @@ import { exchange as netlink } from "../netlink/exchange.ts"
 import * as persist from "../persist.ts"
 import { syscallError } from "../failure.ts"
 import { nsenterOptions } from "../nsenter.ts"
-import type { IdMapping, Member, Operation, Operations, WireError } from "../protocol.ts"
+import type { IdMapping, Member, Notice, Operation, Operations, WireError } from "../protocol.ts"
+import { port } from "./started.ts"
 import * as state from "./state.ts"
 
 const O_WRONLY = 1
@@ -61,6 +62,14 @@ const unshare = (args: Operations["unshare"]["args"]): Operations["unshare"]["re
   return { members: openMembers(operation, args.kinds, state.nsPath) }
 }
 
+/**
+ * Kills and reaps a parked child; one that could not be reaped in time is handed to the main
+ * thread, which reaps it once it is gone (this thread may be gone by then).
+ */
+const killAndReap = (child: libc.Parked): void => {
+  if (!libc.killAndReap(child)) port.postMessage({ type: "orphan", child } satisfies Notice)
+}
+
 const mapText = (map: ReadonlyArray<IdMapping>) =>
   map.map((entry) => `${entry.containerId} ${entry.hostId} ${entry.size}\n`).join("")
 
@@ -99,7 +108,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
         libc.close(fd)
       }
     } catch (error) {
-      libc.killAndReap(child)
+      killAndReap(child)
       throw syscallError(operation, error, { kind: "user", path })
     }
   }
@@ -110,7 +119,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
   try {
     members = openMembers(operation, args.kinds, (kind) => `${pid}/ns/${kind}`)
   } catch (error) {
-    libc.killAndReap(child)
+    killAndReap(child)
     throw error
   }
   // A new mount namespace copies shared mounts as shared, so mounts made in it would reach the
@@ -124,12 +133,12 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
       libc.setRootPropagation(args.propagation)
     } catch (error) {
       for (const member of members) libc.close(member.fd)
-      libc.killAndReap(child)
+      killAndReap(child)
       throw syscallError(operation, error, { kind: "mnt", path: "/" })
     }
   }
   if (args.keepInit) return { members, init: child }
-  libc.killAndReap(child)
+  killAndReap(child)
   return { members }
 }
 
@@ -383,6 +392,15 @@ const thrownValue = (error: unknown): unknown => {
   }
 }
 
+/** A user's value as text, whatever it is (an object with no string form included). */
+const textOf = (value: unknown): string => {
+  try {
+    return String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
 const moduleTask = async (args: Operations["module"]["args"]): Promise<unknown> => {
   const fail = (name: string, error: unknown): WireError => ({
     _tag: "ModuleTaskError",
@@ -403,7 +421,7 @@ const moduleTask = async (args: Operations["module"]["args"]): Promise<unknown> 
   }
   const context = {
     tid: state.tid,
-    taint: (reason = "no reason given") => state.markUnclean(`tainted by the task: ${reason}`)
+    taint: (reason: unknown = "no reason given") => state.markUnclean({ _tag: "Tainted", detail: textOf(reason).slice(0, 1_000) })
   }
   try {
     return await fn(args.input, context)
