@@ -6,7 +6,9 @@
  *   node_modules/.bin/node --expose-gc bench/repro/koffi-worker-rss.mjs plain|require|load|koffi [workers]
  *
  * `plain`: an empty Worker; `require`: require("koffi") only; `load`: and load libc;
- * `koffi`: and declare and call a function. Prints RSS (and the main heap, after a GC) as it goes.
+ * `koffi`: and declare and call a function; `patched`: the same with the addon gonso builds at
+ * install time with koffi's per-thread memory fix (build/koffi/koffi.node, see
+ * scripts/koffi/build.mjs). Prints RSS (and the main heap, after a GC) as it goes.
  */
 import { Worker } from "node:worker_threads"
 import { createRequire } from "node:module"
@@ -14,6 +16,8 @@ const mode = process.argv[2]
 const n = Number(process.argv[3] ?? 600)
 const code = mode === "require" ? `const require = process.getBuiltinModule("module").createRequire(${JSON.stringify(process.cwd() + "/")}); require("koffi"); require("worker_threads").parentPort.postMessage(1)` : mode === "load" ? `const require = process.getBuiltinModule("module").createRequire(${JSON.stringify(process.cwd() + "/")}); const k = require("koffi"); const l = k.load("libc.so.6"); l.unload?.(); require("worker_threads").parentPort.postMessage(1)` : mode === "koffi"
   ? `const require = process.getBuiltinModule("module").createRequire(${JSON.stringify(process.cwd() + "/")}); const k = require("koffi"); const l = k.load("libc.so.6"); l.func("int gettid()")(); require("worker_threads").parentPort.postMessage(1)`
+  : mode === "patched"
+  ? `const k = process.getBuiltinModule("module").createRequire(${JSON.stringify(process.cwd() + "/")})(${JSON.stringify(process.cwd() + "/build/koffi/koffi.node")}); const l = k.load("libc.so.6"); l.func("int gettid()")(); require("worker_threads").parentPort.postMessage(1)`
   : `require("worker_threads").parentPort.postMessage(1)`
 for (let i = 1; i <= n; i++) {
   const w = new Worker(code, { eval: true })
