@@ -9,10 +9,9 @@
  */
 import * as fs from "node:fs"
 import * as v8 from "node:v8"
-import { createRequire } from "node:module"
 import { childrenFile } from "../src/NamespaceKind.ts"
-
-const require = createRequire(import.meta.url)
+// The thread's own libc bindings (the same module instance the pinned thread loaded).
+import * as libc from "../src/internal/libc.ts"
 
 interface Context {
   readonly tid: number
@@ -86,7 +85,6 @@ export const exitThread = (args: { marker: string }, context: Context) => {
   process.exit(7)
 }
 
-let libc: { unshare: (flags: number) => number } | undefined
 const CLONE_NEWUTS = 0x04000000
 const CLONE_NEWIPC = 0x08000000
 const CLONE_NEWNET = 0x40000000
@@ -94,12 +92,8 @@ const CLONE_NEWNET = 0x40000000
 /** Moves the thread into new namespaces behind the library's back, then reports success. */
 export const unshareBehind = (args: { marker: string }, context: Context) => {
   mark(args.marker, context)
-  if (libc === undefined) {
-    const lib = (require("koffi") as typeof import("koffi")).load("libc.so.6")
-    libc = { unshare: lib.func("int unshare(int flags)") as (flags: number) => number }
-  }
-  const rc = libc.unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC)
-  return { tid: context.tid, rc, ns: where() }
+  libc.unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC)
+  return { tid: context.tid, ns: where() }
 }
 
 /** Timers this module left behind that have fired, and where their thread was when they did. */
@@ -112,5 +106,15 @@ export const leaveTimer = (args: { marker: string; ms: number }, context: Contex
     fired.push(where())
     if (fired.length > 64) fired.splice(0, fired.length - 64)
   }, args.ms)
+  return { tid: context.tid }
+}
+
+/**
+ * Returns at once, leaving a timer that moves its thread into a new uts or net namespace `ms`
+ * later, while the thread serves other callers: their answers must never come from there.
+ */
+export const moveLater = (args: { marker: string; ms: number; kind: "uts" | "net" }, context: Context) => {
+  mark(args.marker, context)
+  setTimeout(() => libc.unshare(args.kind === "uts" ? CLONE_NEWUTS : CLONE_NEWNET), args.ms)
   return { tid: context.tid }
 }

@@ -766,7 +766,10 @@ const mix: Record<string, { weight: number; op: Op }> = {
       const path = marker()
       const exit = yield* Effect.exit(NamespaceSet.run(anyShared(gen).set, moduleTask<{ tid: number }>("unshareBehind", { marker: path })))
       compromise(readMarker(path))
-      return yield* exit
+      // Its answer was computed outside the set: never delivered. The expected answer is a
+      // ThreadFailure naming the kinds found moved.
+      if (Exit.isSuccess(exit)) violation("task outside its set", "a task that moved its thread answered")
+      return yield* Effect.catchIf(exit, (error) => error._tag === "ThreadFailure" && error.namespaces !== undefined, () => Effect.void)
     })
   },
   "fault.leaveTimer": {
@@ -774,6 +777,14 @@ const mix: Record<string, { weight: number; op: Op }> = {
     op: (gen) => Effect.gen(function*() {
       fault("module task leaves a timer")
       yield* NamespaceSet.run(anyShared(gen).set, moduleTask("leaveTimer", { marker: marker(), ms: randomInt(1, 200) }))
+    })
+  },
+  "fault.moveTimer": {
+    weight: 1,
+    op: (gen) => Effect.gen(function*() {
+      fault("module task leaves a timer that moves its thread")
+      // The thread serves others until it is found moved: every answer is checked against its set.
+      yield* NamespaceSet.run(anyShared(gen).set, moduleTask("moveLater", { marker: marker(), ms: randomInt(0, 40), kind: random() < 0.5 ? "uts" : "net" }))
     })
   },
   "fault.killChild": {
@@ -857,6 +868,7 @@ const record = (name: string, exit: Exit.Exit<unknown, unknown>, injected: boole
     if (tag === "ThreadFailure" && name !== "unshare" && /time namespace/.test(String((error as { message?: unknown }).message))) {
       violation("failed for another caller's time namespace", `${name}: ${String((error as { message?: unknown }).message)}`)
     }
+    if (tag === "ThreadFailure" && Array.isArray((error as { namespaces?: unknown }).namespaces)) movedRefusals++
     const byOp = errors.get(tag) ?? new Map<string, number>()
     errors.set(tag, byOp)
     bump(byOp, name)
@@ -867,6 +879,8 @@ const record = (name: string, exit: Exit.Exit<unknown, unknown>, injected: boole
   defects.push(`${name}: interrupted, though nothing interrupted it`, Cause.pretty(cause).split("\n")[0]!)
 }
 
+/** Answers refused because their thread was found outside the set's namespaces (typed ThreadFailure). */
+let movedRefusals = 0
 let current: Generation
 let stopping = false
 let generations = 0
@@ -1116,6 +1130,8 @@ const main = async () => {
   for (const [what, count] of expectedErrors) out(`  ${what.padEnd(40)} ${count}`)
   out()
   out(`invariant checks: ${checks.identity} task reports against their set, ${checks.kernelViews} views from children, ${checks.threadScans} scans of the main thread and ${libuvSeen} libuv pool threads`)
+  const wrong = ["task outside its set", "child outside its set"].reduce((sum, kind) => sum + (violationKinds.get(kind) ?? 0), 0)
+  out(`answers from a wrong namespace: ${wrong}; answers refused because their thread was found moved (ThreadFailure naming the kinds): ${movedRefusals}`)
   out(`memory: peak RSS ${mib(peakRss)}, RSS slope after ${(warmUpMs / 1_000).toFixed(0)} s ${Number.isFinite(perOp) ? `${perOp.toFixed(0)} B/op (${mib(perMinute)}/min)` : "n/a"} [${judged ? `limit ${SLOPE_LIMIT} B/op` : "not judged: under a minute after warm-up"}], main heap slope ${Number.isFinite(heapPerOp) ? `${heapPerOp.toFixed(0)} B/op` : "n/a"}`)
   if (threadHeaps.length > 0) {
     const used = threadHeaps.map((h) => h.used)

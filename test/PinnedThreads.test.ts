@@ -152,8 +152,29 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("P
         assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(started))), "the task started")
         fs.rmSync(started)
         yield* Fiber.interrupt(fiber)
-        assert.isFalse(threadExists(tid))
+        // Its caller is back at once; the thread drains, and is dropped for not answering in time.
+        assert.isTrue(yield* Effect.promise(() => eventually(() => !threadExists(tid))), "the thread was not dropped")
         assert.notStrictEqual(yield* NamespaceSet.run(set, Task.tid), tid)
+      }))
+
+    it.effect("an interrupted asynchronous module task that settles soon after costs no thread", () =>
+      Effect.gen(function*() {
+        yield* idleAgain
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const tid = yield* NamespaceSet.run(set, Task.tid)
+        const before = yield* PinnedThreads.stats
+        const started = `/dev/shm/gonso-wait-${process.pid}`
+        const fiber = yield* Effect.forkChild(NamespaceSet.run(set, Task.module(fixtures, "signalThenWait", { path: started, ms: 50 })))
+        assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(started))), "the task started")
+        fs.rmSync(started)
+        yield* Fiber.interrupt(fiber)
+        // The task settles 50 ms later, restored and verified like any other: the thread serves on.
+        yield* idleAgain
+        assert.isTrue(threadExists(tid))
+        assert.strictEqual(yield* NamespaceSet.run(set, Task.tid), tid)
+        assert.strictEqual((yield* PinnedThreads.stats).dropped, before.dropped)
+        // Back at its baseline, as the kernel shows it from outside.
+        assert.strictEqual(fs.readlinkSync(`/proc/self/task/${tid}/ns/net`), fs.readlinkSync("/proc/self/ns/net"))
       }))
 
     it.effect("a thread that made a time namespace cannot go back to its own, so it is dropped", () =>

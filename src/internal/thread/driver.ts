@@ -355,8 +355,12 @@ export class PinnedThread {
     } finally {
       this.settling = false
     }
-    // A thread out of service is stopped by the pool, which hands out what it still holds.
-    if (!this.usable) return
+    // A thread out of service is stopped by the pool, which hands out what it still holds; a
+    // draining one is back once it has answered everything.
+    if (!this.usable) {
+      if (this.state._tag === "Draining" && this.load === 0) this.host.idle(this)
+      return
+    }
     if (this.queue.length > 0 && this.inFlight.length < 2) this.send()
     if (this.inFlight.length > 0) this.watch()
     else if (this.load === 0) this.host.idle(this)
@@ -413,6 +417,9 @@ export class PinnedThread {
       return
     }
     closeFds()
+    // What the ended thread freed stays in its malloc arena unless given back: with threads
+    // coming and going, the process would grow by some 10 KB a thread.
+    libc.trimHeap()
     // The Worker's exit is reported once its thread is joined, but a joined thread can still be
     // listed in `/proc/self/task` for a moment while it finishes exiting; after shutdown, callers
     // may count on it being gone.

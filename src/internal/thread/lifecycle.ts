@@ -7,6 +7,11 @@
  *   interruption or a defect, or when it exits.
  * - A thread held by a lease stays the lease's until the lease ends, even once doomed: the lease
  *   holder's later calls fail, and the drop happens at release. An exit is final at once.
+ * - A lease that ends while its caller's request is still in flight (the caller was interrupted)
+ *   leaves the thread draining: out of service until the request is answered. Answered clean
+ *   (restored and verified, like any other answer) within the drain time, the thread is back in
+ *   service; otherwise it is dropped (`Interrupted`). So an interrupted task that settles soon
+ *   costs no thread.
  * - A retired thread (idle past its time to live, or its layer closed) leaves like a dropped one,
  *   but is counted apart.
  *
@@ -24,8 +29,13 @@ export type ThreadState =
   | { readonly _tag: "Shared" }
   /** Promised to a waiting lease: takes no new shared requests, and is handed over once it has none. */
   | { readonly _tag: "Reserved" }
-  /** Held by a lease. `doomed`: why it is to be dropped when the lease ends, if it is. */
-  | { readonly _tag: "Leased"; readonly doomed: DropReason | undefined }
+  /**
+   * Held by a lease. `doomed`: why it is to be dropped when the lease ends, if it is;
+   * `abandoned`: a request of the lease is in flight and its caller gave up on it.
+   */
+  | { readonly _tag: "Leased"; readonly doomed: DropReason | undefined; readonly abandoned: boolean }
+  /** Its lease ended with a request in flight: out of service until it is answered (see above). */
+  | { readonly _tag: "Draining" }
   /** Out of the pool for good: being stopped, or stopped. */
   | { readonly _tag: "Out"; readonly out: Out }
 
@@ -36,8 +46,14 @@ export type ThreadEvent =
   | { readonly _tag: "Unreserve" }
   /** A lease takes the thread. */
   | { readonly _tag: "Lease" }
-  /** A lease ends; `reason` if it ended in a way that drops the thread (interrupted, died). */
+  /** A caller of the lease gave up on a request that is in flight. */
+  | { readonly _tag: "Abandon" }
+  /** A lease ends; `reason` if it ended by an interruption or a defect. */
   | { readonly _tag: "Release"; readonly reason: DropReason | undefined }
+  /** A draining thread's request was answered, and it is clean. */
+  | { readonly _tag: "Drained" }
+  /** A draining thread's request was not answered in time. */
+  | { readonly _tag: "DrainExpired" }
   /** The thread must not be reused. */
   | { readonly _tag: "Unclean"; readonly reason: DropReason }
   /** The Worker's OS thread ended. */
@@ -47,7 +63,7 @@ export type ThreadEvent =
 
 export const shared: ThreadState = { _tag: "Shared" }
 const reserved: ThreadState = { _tag: "Reserved" }
-const leased: ThreadState = { _tag: "Leased", doomed: undefined }
+const leased: ThreadState = { _tag: "Leased", doomed: undefined, abandoned: false }
 const dropped = (reason: DropReason): ThreadState => ({ _tag: "Out", out: { _tag: "Dropped", reason } })
 
 /** The state after `event`. An event that does not apply leaves the state as it is. */
@@ -60,13 +76,22 @@ export const next = (state: ThreadState, event: ThreadEvent): ThreadState => {
       return state._tag === "Reserved" ? shared : state
     case "Lease":
       return state._tag === "Leased" ? state : leased
+    case "Abandon":
+      return state._tag === "Leased" && !state.abandoned ? { ...state, abandoned: true } : state
     case "Release": {
       if (state._tag !== "Leased") return state
-      const reason = state.doomed ?? event.reason
-      return reason === undefined ? shared : dropped(reason)
+      if (state.doomed !== undefined) return dropped(state.doomed)
+      // A defect of the caller's: nothing says what the thread was doing when it happened.
+      if (event.reason?._tag === "Died") return dropped(event.reason)
+      // A new object each time: a drain's deadline is for that drain alone.
+      return state.abandoned ? { _tag: "Draining" } : shared
     }
+    case "Drained":
+      return state._tag === "Draining" ? shared : state
+    case "DrainExpired":
+      return state._tag === "Draining" ? dropped({ _tag: "Interrupted" }) : state
     case "Unclean":
-      return state._tag === "Leased" ? (state.doomed === undefined ? { _tag: "Leased", doomed: event.reason } : state) : dropped(event.reason)
+      return state._tag === "Leased" ? (state.doomed === undefined ? { ...state, doomed: event.reason } : state) : dropped(event.reason)
     case "Exited":
       return dropped(state._tag === "Leased" && state.doomed !== undefined ? state.doomed : { _tag: "Exited", code: event.code })
     case "Retire":

@@ -87,6 +87,9 @@ interface LeaseWaiter {
 
 const closedFailure = () => new ThreadFailure({ reason: "the PinnedThreads layer is closed" })
 
+/** How long a thread whose lease ended with a request in flight may take to answer it (see `lifecycle.ts`). */
+const DRAIN_MS = 250
+
 export class ThreadPool implements Host {
   private readonly limits: Limits
   private readonly timers: Timers
@@ -162,12 +165,21 @@ export class ThreadPool implements Host {
       })
       return stopped
     }
-    if (after._tag === "Shared" && before._tag === "Leased") this.idle(thread)
+    if (after._tag === "Draining") {
+      // Answered already (between the caller's giving up and the lease's end): back at once.
+      if (thread.load === 0) return this.transition(thread, { _tag: "Drained" })
+      this.timers.after(DRAIN_MS, () => {
+        if (thread.state === after) void this.transition(thread, { _tag: "DrainExpired" })
+      })
+      return undefined
+    }
+    if (after._tag === "Shared" && (before._tag === "Leased" || before._tag === "Draining")) this.idle(thread)
     return undefined
   }
 
   /** Called when a thread has nothing queued or in flight: it serves whoever waits. */
   idle(thread: PinnedThread): void {
+    if (thread.state._tag === "Draining") return void this.transition(thread, { _tag: "Drained" })
     if (!thread.usable || thread.state._tag === "Leased") return
     thread.idleSince = performance.now()
     const waiter = this.waitingLeases.shift()
@@ -430,7 +442,7 @@ export class ThreadPool implements Host {
 
   /**
    * Sends one request on a leased thread and waits for its answer. If the caller is interrupted
-   * meanwhile, the thread may be anywhere in the task: it is marked for dropping.
+   * meanwhile, the thread may be anywhere in the task: it drains when the lease ends.
    */
   call(thread: PinnedThread, request: Request): Effect.Effect<Response, CallError> {
     return Effect.callback<Response, CallError>((resume) => {
@@ -453,7 +465,9 @@ export class ThreadPool implements Host {
       return Effect.sync(() => {
         if (pending.abandoned) return
         pending.abandoned = true
-        if (!thread.unqueue(pending)) this.doom(thread, { _tag: "Interrupted" })
+        // Sent already: the thread may be anywhere in the task. The lease ends with it in flight,
+        // and the thread drains (see `lifecycle.ts`).
+        if (!thread.unqueue(pending)) void this.transition(thread, { _tag: "Abandon" })
       })
     })
   }
