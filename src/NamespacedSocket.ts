@@ -201,7 +201,11 @@ export const serve = <S extends net.Server>(
   Effect.acquireRelease(
     Effect.flatMap(handOver(socket), (fd) =>
       Effect.callback<S, SystemError | PermissionDenied>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) => resume(Effect.fail(fromNodeError(error, "NamespacedSocket.serve", "listen")))
+        const onError = (error: NodeJS.ErrnoException) => {
+          // Node took no ownership of the duplicate: it is closed here.
+          if (!server.listening) libc.close(fd)
+          resume(Effect.fail(fromNodeError(error, "NamespacedSocket.serve", "listen")))
+        }
         server.once("error", onError)
         server.listen({ fd }, () => {
           server.off("error", onError)

@@ -6,7 +6,7 @@
  * @internal
  */
 import * as fs from "node:fs"
-import { Effect, Predicate, type Scope } from "effect"
+import { Effect, Predicate, Schedule, type Scope } from "effect"
 import type { NamespaceKind } from "../NamespaceKind.ts"
 import {
   InvalidOptions,
@@ -142,6 +142,25 @@ export const mountKind = (
 export const unmount = (paths: ReadonlyArray<string>, options?: MountOptions): Effect.Effect<void, MountError, PinnedThreads> =>
   Effect.uninterruptible(unmountPaths("NamespaceSet.unmount", paths, options))
 
+/** Whether a failure is the process running out of fds or memory for a moment (EMFILE, ENFILE, ENOMEM). */
+const exhausted = (error: MountError): boolean =>
+  error._tag === "SystemError" && (error.errno === "EMFILE" || error.errno === "ENFILE" || error.errno === "ENOMEM")
+
+/**
+ * A Scope's unmount: what it made must go, and checking a target takes fds. Out of fds (or
+ * memory), it tries again for up to ten seconds (50 ms apart, then more); any other failure, or
+ * one that lasts, is logged as a warning with its error, and what it could not remove is left.
+ */
+const release = (operation: string, paths: ReadonlyArray<string>, options: MountOptions | undefined) =>
+  unmountPaths(operation, paths, options).pipe(
+    Effect.retry({ while: exhausted, schedule: Schedule.exponential("50 millis", 1.5).pipe(Schedule.upTo({ duration: "10 seconds" })) }),
+    Effect.catch((error) =>
+      Effect.logWarning(`gonso: ${operation} could not remove what it made when its Scope closed`).pipe(
+        Effect.annotateLogs({ paths, error: error.message })
+      )
+    )
+  )
+
 export const mountScoped = (
   set: NamespaceSet,
   dir: string,
@@ -150,7 +169,7 @@ export const mountScoped = (
   const targets = dirTargets(set, dir)
   return Effect.acquireRelease(
     mountTargets("NamespaceSet.mountScoped", set, targets, options),
-    () => Effect.ignore(unmountPaths("NamespaceSet.mountScoped", targets.map(([, target]) => target), options))
+    () => release("NamespaceSet.mountScoped", targets.map(([, target]) => target), options)
   )
 }
 
@@ -162,7 +181,7 @@ export const mountKindScoped = (
 ): Effect.Effect<void, MountError, PinnedThreads | Scope.Scope> =>
   Effect.acquireRelease(
     mountTargets("NamespaceSet.mountKindScoped", set, [[kind, file]], options),
-    () => Effect.ignore(unmountPaths("NamespaceSet.mountKindScoped", [file], options))
+    () => release("NamespaceSet.mountKindScoped", [file], options)
   )
 
 export const persistNetns = (
@@ -184,7 +203,7 @@ export const persistNetns = (
       }),
       mountTargets(operation, set, [["net", target]], undefined, true)
     ).pipe(Effect.as(target)),
-    () => Effect.ignore(unmountPaths(operation, [target], undefined))
+    () => release(operation, [target], undefined)
   )
 }
 

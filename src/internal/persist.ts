@@ -272,8 +272,11 @@ const detach = (dirFd: number, name: string): void => {
     libc.fchdir(dirFd)
     libc.unmount(name)
   } finally {
-    libc.fchdir(saved)
-    closeQuietly(saved)
+    try {
+      libc.fchdir(saved)
+    } finally {
+      closeQuietly(saved)
+    }
   }
 }
 
