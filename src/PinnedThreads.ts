@@ -252,6 +252,12 @@ export interface Stats {
   readonly spawned: number
   /** Threads terminated because they could not be restored (or were not to be), or died. */
   readonly dropped: number
+  /**
+   * The drops by the class of their reason (the `reason` attribute of
+   * `gonso_pinned_threads_dropped_total`): `no-restore`, `tainted`, `moved`, `restore-failed`,
+   * `interrupted`, `died`, `exited`. Classes with no drop are left out.
+   */
+  readonly droppedByReason: Readonly<Partial<Record<"no-restore" | "tainted" | "moved" | "restore-failed" | "interrupted" | "died" | "exited" | "failed-to-start", number>>>
   /** Threads terminated because they were idle past their time to live, or at shutdown. */
   readonly retired: number
 }
@@ -376,7 +382,7 @@ const make = (options: Options) =>
  * const program = Effect.gen(function*() {
  *   const set = yield* NamespaceSet.current(["net"])
  *   yield* NamespaceSet.run(set, Task.tid)
- *   return yield* PinnedThreads.stats  // { idle: 1, busy: 0, pending: 0, spawned: 1, dropped: 0, retired: 0 }
+ *   return yield* PinnedThreads.stats  // { idle: 1, busy: 0, pending: 0, spawned: 1, dropped: 0, droppedByReason: {}, retired: 0 }
  * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */

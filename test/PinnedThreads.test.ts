@@ -3,22 +3,14 @@ import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually, fixtures, mainNamespace, openFdCount, threadCount, threadExists } from "./helpers.ts"
+import { allChildren, eventually, fixtures, idleAgain as idleAgainIn, mainNamespace, openFdCount, threadCount, threadExists } from "./helpers.ts"
 
 // One thread at most, so that "the next run reuses the same thread" is observable.
 layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("PinnedThreads", (it) => {
   /** The thread's namespaces, seen from a run that enters nothing. */
   const bare = Effect.flatMap(NamespaceSet.current([]), (empty) => NamespaceSet.run(empty, Task.identify))
 
-  /** Waits until the pool holds its one idle thread again (a dropped thread is replaced in the background). */
-  const idleAgain = Effect.gen(function*() {
-    for (let i = 0; i < 250; i++) {
-      const stats = yield* PinnedThreads.stats
-      if (stats.idle === 1 && stats.busy === 0) return stats
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.die(new Error("the pool did not settle"))
-  })
+  const idleAgain = idleAgainIn()
 
   describe("restore", () => {
     it.effect("after run the thread is back in the baseline namespaces and the next run reuses it", () =>

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import type * as net from "node:net"
 import { Effect } from "effect"
+import { PinnedThreads } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
 
 /** The test process's main thread's `/proc` task directory. */
@@ -65,4 +66,18 @@ export const readToEnd = (socket: net.Socket): Effect.Effect<string> =>
     let text = ""
     socket.on("data", (chunk) => (text += chunk))
     socket.on("end", () => resume(Effect.succeed(text)))
+  })
+
+/**
+ * Waits until the layer in context holds `threads` idle threads and nothing busy (a dropped thread
+ * is replaced in the background), or dies after five seconds.
+ */
+export const idleAgain = (threads = 1) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 250; i++) {
+      const stats = yield* PinnedThreads.stats
+      if (stats.idle === threads && stats.busy === 0) return stats
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.die(new Error("the pool did not settle"))
   })

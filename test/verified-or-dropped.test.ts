@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, fixtures, threadExists } from "./helpers.ts"
+import { eventually, fixtures, idleAgain as idleAgainIn, threadExists } from "./helpers.ts"
 
 const moveLater = (kind: "uts" | "net", ms?: number) =>
   Task.module<{ kind: "uts" | "net"; ms?: number }, string>(fixtures, "moveLater", ms === undefined ? { kind } : { kind, ms })
@@ -20,15 +20,7 @@ const whereNow = Task.module<void, { uts: string; net: string }>(fixtures, "wher
 
 // One thread, so that the caller after the adversary is served by the thread it left its timer on.
 layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("verified or dropped", (it) => {
-  /** Waits until the pool holds one idle thread again (a dropped thread is replaced in the background). */
-  const idleAgain = Effect.gen(function*() {
-    for (let i = 0; i < 250; i++) {
-      const stats = yield* PinnedThreads.stats
-      if (stats.idle === 1 && stats.busy === 0) return stats
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.die(new Error("the pool did not settle"))
-  })
+  const idleAgain = idleAgainIn()
 
   /** Asserts a ThreadFailure that names `kind`, expected `expected`, found elsewhere, on thread `tid`. */
   const assertMoved = (failure: { readonly _tag: string }, kind: string, expected: string, tid: number) => {

@@ -70,6 +70,8 @@ export interface Host {
   readonly countInFlight: (delta: number) => number
   /** The thread could not be terminated in time. */
   readonly reportStuck: (tid: number, waitedMs: number) => void
+  /** Now, on the pool's clock. */
+  readonly now: () => number
 }
 
 /** `batch` ordered by set, `first` first, keeping each set's requests in their order. */
@@ -101,7 +103,8 @@ export class PinnedThread {
   private exited = false
   /** The set of the last request sent: a thread stays inside it between requests. */
   lastKey = 0
-  idleSince = performance.now()
+  /** When the thread last went idle, on the pool's clock (`timers.ts`). */
+  idleSince: number
 
   constructor(started: Started, host: Host) {
     this.worker = started.worker
@@ -109,6 +112,7 @@ export class PinnedThread {
     this.host = host
     this.tid = started.ready.tid
     this.fds = started.ready.fds
+    this.idleSince = host.now()
     this.worker.on("message", (notice: Notice) => {
       if (notice.type === "orphan") return libc.reapWhenGone(notice.child)
       if (notice.type !== "unclean") return

@@ -22,7 +22,7 @@ import * as os from "node:os"
 import { Effect, Exit, type Scope } from "effect"
 import type { PayloadTooLarge } from "../../NamespaceError.ts"
 import { ThreadFailure } from "../../NamespaceError.ts"
-import type { DropReason } from "../drop.ts"
+import { type DropClass, dropClass, type DropReason } from "../drop.ts"
 import type { Request, Response } from "../protocol.ts"
 import { isTypeScript, strippedSources } from "./bootstrap.ts"
 import { BATCH_MAX, type Host, type Pending, PinnedThread, type Settle } from "./driver.ts"
@@ -63,6 +63,8 @@ export interface Counts {
   readonly pending: number
   readonly spawned: number
   readonly dropped: number
+  /** The drops by the class of their reason. */
+  readonly droppedByReason: Readonly<Partial<Record<DropClass, number>>>
   readonly retired: number
 }
 
@@ -104,6 +106,7 @@ export class ThreadPool implements Host {
   /** Batches in flight on all threads. */
   private inFlight = 0
   private counters = { spawned: 0, dropped: 0, retired: 0 }
+  private droppedByReason: Partial<Record<DropClass, number>> = {}
   /** Threads that may serve shared requests at once: more only add pollers competing for cores. */
   private readonly sharedLimit: number
   /** Ends the threads still starting, each failing its start once it is gone (see `start.ts`). */
@@ -127,8 +130,13 @@ export class ThreadPool implements Host {
       idle,
       busy: this.threads.size - idle,
       pending: this.waitingShared.length + this.waitingLeases.length,
-      ...this.counters
+      ...this.counters,
+      droppedByReason: { ...this.droppedByReason }
     }
+  }
+
+  now(): number {
+    return this.timers.now()
   }
 
   countInFlight(delta: number): number {
@@ -153,6 +161,8 @@ export class ThreadPool implements Host {
       const out = after.out
       if (out._tag === "Dropped") {
         this.counters.dropped++
+        const cls = dropClass(out.reason)
+        this.droppedByReason[cls] = (this.droppedByReason[cls] ?? 0) + 1
         this.limits.report?.({ type: "dropped", tid: thread.tid, reason: out.reason })
         return this.remove(thread, "replacement")
       }
@@ -181,7 +191,7 @@ export class ThreadPool implements Host {
   idle(thread: PinnedThread): void {
     if (thread.state._tag === "Draining") return void this.transition(thread, { _tag: "Drained" })
     if (!thread.usable || thread.state._tag === "Leased") return
-    thread.idleSince = performance.now()
+    thread.idleSince = this.timers.now()
     const waiter = this.waitingLeases.shift()
     if (waiter !== undefined) {
       this.transition(thread, { _tag: "Lease" })
@@ -266,7 +276,7 @@ export class ThreadPool implements Host {
   }
 
   private sweep(): void {
-    const now = performance.now()
+    const now = this.timers.now()
     for (const thread of this.threads) {
       if (this.threads.size <= this.limits.min) return
       if (thread.state._tag === "Shared" && thread.load === 0 && now - thread.idleSince >= this.limits.idleTimeToLiveMs) {

@@ -15,10 +15,13 @@ import { Clock, Context, Duration, Effect } from "effect"
 export interface Timers {
   /** Calls `f` once, `ms` from now; returns what cancels that. */
   readonly after: (ms: number, f: () => void) => () => void
+  /** Now, in milliseconds from an arbitrary origin (for how long a thread has been idle). */
+  readonly now: () => number
 }
 
 /** Node's own timers, which never keep the process alive. */
 export const nodeTimers: Timers = {
+  now: () => performance.now(),
   after: (ms, f) => {
     const timer = setTimeout(f, ms)
     timer.unref()
@@ -28,9 +31,11 @@ export const nodeTimers: Timers = {
 
 /** The timers of `context`: on the Clock it provides, if it provides one; else Node's. */
 export const timersOf = (context: Context.Context<never>): Timers => {
-  if (Context.getOrUndefined(context, Clock.Clock) === undefined) return nodeTimers
+  const clock = Context.getOrUndefined(context, Clock.Clock)
+  if (clock === undefined) return nodeTimers
   const fork = Effect.runForkWith(context)
   return {
+    now: () => clock.currentTimeMillisUnsafe(),
     after: (ms, f) => {
       const fiber = fork(Effect.andThen(Effect.sleep(Duration.millis(ms)), Effect.sync(f)))
       return () => fiber.interruptUnsafe()
