@@ -456,6 +456,32 @@ const burstSection = Effect.gen(function*() {
   }))
 })
 
+/**
+ * Row 9: what "verified or dropped" costs. Once user code has run on a thread, its namespaces are
+ * checked after every module task and before the next request it serves (one `fstatat` per kind):
+ * back-to-back module tasks pay both checks each; the check itself is timed on a pinned thread.
+ */
+const verificationSection = withLayer(threadOptions)(Effect.gen(function*() {
+  const set = yield* isolated(["net"])
+  const nothing = NamespaceSet.run(set, Task.module<void, undefined>(TASKS, "nothing", undefined))
+  const ours = yield* measure(Math.max(1, Math.floor(config.runs / 4)), [nothing])
+  const check = yield* NamespaceSet.run(set, Task.module<number, number>(TASKS, "placeCheckCost", 20_000))
+  return {
+    rows: [
+      latencyRow("9", "run(set, Task.module(nothing)): a module task back to back, net set, restored, 1 caller, two namespace checks a call", ours, { _tag: "Missing", why: "no module tasks in gonso" }),
+      {
+        id: "9b",
+        name: "the namespace check itself: one fstatat per kind (8), on a pinned thread (n=20000)",
+        ours: `${us(check)} µs`,
+        gonso: "-",
+        ratio: "-",
+        target: "info",
+        notes: [`${us(2 * check)} µs of row 9's median ${us(ours.median)} µs`]
+      }
+    ]
+  } satisfies Section
+}))
+
 /** Row 8: RSS over many runs, one caller or eight; the RSS must level off. */
 const sustainedSection = (callers: number) =>
   withLayer(threadOptions)(Effect.gen(function*() {
@@ -706,13 +732,14 @@ const program = Effect.gen(function*() {
   const s4 = yield* guard("4", "throughput", perRow * PARALLELISM.length, throughputSection)
   const s5 = yield* guard("5", "exec vs spawn", perRow, execSection)
   const s7 = yield* guard("7", "burst", config.burstMs / 1_000 + 180, burstSection)
+  const s9 = yield* guard("9", "verification", perRow, verificationSection)
   const s8: Array<Section> = []
   if (config.sustained > 0) {
     for (const callers of [1, 8]) {
       s8.push(yield* guard(callers === 1 ? "8a" : "8b", `sustained use, ${callers} caller(s)`, config.sustainedSeconds + 120, sustainedSection(callers)))
     }
   }
-  return [s1, s1b, s2, s3, s4, s5, s6, s7, ...s8]
+  return [s1, s1b, s2, s3, s4, s5, s6, s7, s9, ...s8]
 })
 
 const sections = await Effect.runPromise(program)

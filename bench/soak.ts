@@ -254,10 +254,29 @@ const violation = (kind: string, detail: string) => {
 // with the sequence number at which their task ended: an answer from one of them to a request
 // made later means a thread that should have been dropped served again.
 let sequence = 0
-const compromised = new Map<number, number>()
+/** Threads compromised on purpose: by tid, when (the sequence number, and the wall-clock time). */
+const compromised = new Map<number, { readonly sequence: number; readonly at: number }>()
 const compromise = (tid: number | undefined) => {
-  if (tid !== undefined && Number.isSafeInteger(tid) && tid > 0) compromised.set(tid, ++sequence)
+  if (tid !== undefined && Number.isSafeInteger(tid) && tid > 0) compromised.set(tid, { sequence: ++sequence, at: Date.now() })
 }
+/** The boot time, in milliseconds since the epoch (`btime` of /proc/stat). */
+const bootMs = Number(/^btime (\d+)$/m.exec(fs.readFileSync("/proc/stat", "utf8"))?.[1]) * 1_000
+/**
+ * When thread `tid` of this process started, in milliseconds since the epoch (field 22 of its
+ * stat, in clock ticks of 10 ms since boot); undefined once it is gone. Tids are reused once the
+ * kernel's pid numbers wrap (`pid_max` is 32,768 here: a few minutes of this soak), so a thread
+ * with a compromised tid that started after the compromise is another thread.
+ */
+const threadStartMs = (tid: number): number | undefined => {
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+    return bootMs + Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]) * 10
+  } catch {
+    return undefined
+  }
+}
+/** Answers from a thread whose tid was compromised before, but which started after: tids reused. */
+let tidsReused = 0
 
 const scratch = `/dev/shm/${PREFIX}${PID}`
 fs.rmSync(scratch, { recursive: true, force: true })
@@ -303,7 +322,12 @@ const checkReport = (op: string, set: NamespaceSet.NamespaceSet, startedAt: numb
       if (report.ns[kind] !== want) violation("task outside its set", `${op}: tid ${report.tid} ${kind} ${report.ns[kind]}, set ${want}`)
     }
     const gone = compromised.get(report.tid)
-    if (gone !== undefined && gone < startedAt) violation("compromised thread reused", `${op}: tid ${report.tid}`)
+    if (gone !== undefined && gone.sequence < startedAt) {
+      const born = threadStartMs(report.tid)
+      // A second past the compromise: btime has a resolution of a second; a wrapped tid comes minutes later.
+      if (born !== undefined && born > gone.at + 1_000) tidsReused++
+      else violation("compromised thread reused", `${op}: tid ${report.tid}${born === undefined ? " (gone since)" : ""}`)
+    }
   })
 
 const fromIdentity = (ids: Task.ThreadIdentity) => ({
@@ -644,7 +668,11 @@ const mix: Record<string, { weight: number; op: Op }> = {
     op: (gen) => Effect.gen(function*() {
       const { set } = newOwn(gen)
       const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
-      yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("pong")))
+      yield* NamespacedSocket.serve(listening, net.createServer((connection) => {
+        // A connection the client resets (an interrupted fiber) errors: the server's to handle.
+        connection.on("error", () => connection.destroy())
+        connection.end("pong")
+      }))
       const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
       const reply = yield* Effect.callback<string>((resume) => {
         let text = ""
@@ -887,6 +915,11 @@ let generations = 0
 const memory: Array<{ t: number; ops: number; spawned: number; rss: number; heap: number }> = []
 /** Pinned threads started by the generations already closed. */
 let spawnedBefore = 0
+/** Pinned threads dropped by the generations already closed, by the class of the reason. */
+const dropsBefore = new Map<string, number>()
+const addDrops = (byReason: Readonly<Record<string, number | undefined>>) => {
+  for (const [reason, count] of Object.entries(byReason)) dropsBefore.set(reason, (dropsBefore.get(reason) ?? 0) + (count ?? 0))
+}
 const spawnedSoFar = () => spawnedBefore + Effect.runSync(Effect.provide(PinnedThreads.stats, current.context)).spawned
 const threadHeaps: Array<{ t: number; used: number }> = []
 let peakRss = 0
@@ -920,7 +953,9 @@ const rebuild = Effect.gen(function*() {
     if (attempt > 20) return yield* Effect.die(new Error("the layer could not be rebuilt"))
     yield* Effect.sleep(100)
   }
-  spawnedBefore += Effect.runSync(Effect.provide(PinnedThreads.stats, old.context)).spawned
+  const oldStats = Effect.runSync(Effect.provide(PinnedThreads.stats, old.context))
+  spawnedBefore += oldStats.spawned
+  addDrops(oldStats.droppedByReason)
   yield* Scope.close(old.scope, Exit.void)
 })
 
@@ -1095,7 +1130,9 @@ const main = async () => {
   const perOp = steady.length >= 8 ? linearFit(steady.map((m) => ({ x: m.ops, y: m.rss }))) : Number.NaN
   const perMinute = steady.length >= 8 ? linearFit(steady.map((m) => ({ x: m.t / 60_000, y: m.rss }))) : Number.NaN
   const heapPerOp = steady.length >= 8 ? linearFit(steady.map((m) => ({ x: m.ops, y: m.heap }))) : Number.NaN
-  const totalSpawned = spawnedBefore + Effect.runSync(Effect.provide(PinnedThreads.stats, current.context)).spawned
+  const lastStats = Effect.runSync(Effect.provide(PinnedThreads.stats, current.context))
+  const totalSpawned = spawnedBefore + lastStats.spawned
+  addDrops(lastStats.droppedByReason)
   const SLOPE_LIMIT = 1_024 // bytes per operation
   // Twenty seconds cannot tell a leak from warm-up: the slope is judged on a minute or more.
   const judged = steady.length > 0 && steady.at(-1)!.t - steady[0]!.t >= 60_000
@@ -1132,11 +1169,13 @@ const main = async () => {
   out(`invariant checks: ${checks.identity} task reports against their set, ${checks.kernelViews} views from children, ${checks.threadScans} scans of the main thread and ${libuvSeen} libuv pool threads`)
   const wrong = ["task outside its set", "child outside its set"].reduce((sum, kind) => sum + (violationKinds.get(kind) ?? 0), 0)
   out(`answers from a wrong namespace: ${wrong}; answers refused because their thread was found moved (ThreadFailure naming the kinds): ${movedRefusals}`)
+  out(`answers from a compromised thread's tid, reused by the kernel for a thread started after the compromise: ${tidsReused}`)
   out(`memory: peak RSS ${mib(peakRss)}, RSS slope after ${(warmUpMs / 1_000).toFixed(0)} s ${Number.isFinite(perOp) ? `${perOp.toFixed(0)} B/op (${mib(perMinute)}/min)` : "n/a"} [${judged ? `limit ${SLOPE_LIMIT} B/op` : "not judged: under a minute after warm-up"}], main heap slope ${Number.isFinite(heapPerOp) ? `${heapPerOp.toFixed(0)} B/op` : "n/a"}`)
   if (threadHeaps.length > 0) {
     const used = threadHeaps.map((h) => h.used)
     out(`pinned-thread heaps: ${threadHeaps.length} samples, ${mib(Math.min(...used))} .. ${mib(Math.max(...used))}; peak threads ${peakThreads}; pinned threads started ${totalSpawned}`)
   }
+  out(`pinned threads dropped, by reason: ${[...dropsBefore.entries()].sort((a, b) => b[1] - a[1]).map(([reason, count]) => `${reason} ${count}`).join(", ") || "none"}`)
   out()
   out("leaks after the layer closed (count: detail):")
   for (const { what, count, detail } of leaks) out(`  ${what.padEnd(24)} ${count}${count !== 0 && detail !== "" ? `  ${detail}` : ""}`)
