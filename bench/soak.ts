@@ -324,8 +324,11 @@ const checkReport = (op: string, set: NamespaceSet.NamespaceSet, startedAt: numb
     const gone = compromised.get(report.tid)
     if (gone !== undefined && gone.sequence < startedAt) {
       const born = threadStartMs(report.tid)
-      // A second past the compromise: btime has a resolution of a second; a wrapped tid comes minutes later.
-      if (born !== undefined && born > gone.at + 1_000) tidsReused++
+      // Started a second past the compromise (btime has a resolution of a second), or gone by now
+      // (a thread dropped at once, restore: false say) and compromised long ago: pid numbers wrap
+      // after minutes here, while a compromised thread kept in service would serve within seconds.
+      const reused = born !== undefined ? born > gone.at + 1_000 : Date.now() - gone.at > 60_000
+      if (reused) tidsReused++
       else violation("compromised thread reused", `${op}: tid ${report.tid}${born === undefined ? " (gone since)" : ""}`)
     }
   })

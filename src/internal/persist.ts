@@ -211,7 +211,11 @@ const removeDirectories = (dirs: ReadonlyArray<string>): void => {
  * Returns what was made, for {@link unmountAll} to remove.
  */
 export const mountAll = (operation: string, mounts: ReadonlyArray<Mount>, exclusive = false): Array<Made> => {
-  const done: Array<Made> = []
+  // Undoing what was mounted needs no fd of its own (the process may be out of them): the targets'
+  // directories stay open until the end, and a pinned thread's way back to its working directory
+  // is opened first.
+  const saved = isMainThread ? undefined : libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+  const done: Array<{ readonly made: Made; readonly dirFd: number; readonly name: string }> = []
   try {
     for (const mount of mounts) {
       const dirs: Array<string> = []
@@ -241,41 +245,57 @@ export const mountAll = (operation: string, mounts: ReadonlyArray<Mount>, exclus
             // Gone already.
           }
         }
+        closeQuietly(parent.dirFd)
         removeDirectories(dirs)
         throw failure(operation, error, { kind: mount.kind, path: mount.target })
       } finally {
         closeQuietly(target.fd)
-        closeQuietly(parent.dirFd)
       }
-      done.push({ target: mount.target, file: target.created, dirs })
+      done.push({ made: { target: mount.target, file: target.created, dirs }, dirFd: parent.dirFd, name: parent.name })
     }
   } catch (error) {
-    try {
-      unmountAll(operation, done.reverse().map((made) => ({ path: made.target, file: made.file, dirs: made.dirs })))
-    } catch {
-      // The first failure is the one to report.
+    // All or nothing: what was mounted is detached again, and what was made for it removed.
+    for (const { made, dirFd, name } of [...done].reverse()) {
+      try {
+        detach(dirFd, name, saved)
+      } catch {
+        // The first failure is the one to report.
+      }
+      if (made.file) {
+        try {
+          libc.unlinkat(dirFd, name)
+        } catch {
+          // Still mounted, or gone.
+        }
+      }
     }
+    removeDirectories(done.flatMap(({ made }) => made.dirs))
     throw error
+  } finally {
+    for (const { dirFd } of done) closeQuietly(dirFd)
+    if (saved !== undefined) closeQuietly(saved)
   }
-  return done
+  return done.map(({ made }) => made)
 }
 
 /**
  * Detaches the namespace mount at `name` in `dirFd`. umount2 takes a path, so the path is made
  * relative to the directory already opened: on a pinned thread (which has its own working
- * directory) by changing into it, on the main thread through the process's own /proc.
+ * directory) by changing into it, on the main thread through the process's own /proc. A pinned
+ * thread comes back to `saved` (its working directory, opened beforehand by a caller that must not
+ * need a new fd here), or to one it opens.
  */
-const detach = (dirFd: number, name: string): void => {
+const detach = (dirFd: number, name: string, saved?: number): void => {
   if (isMainThread) return libc.unmount(`/proc/self/fd/${dirFd}/${name}`)
-  const saved = libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
+  const back = saved ?? libc.open(".", libc.O_PATH | libc.O_DIRECTORY)
   try {
     libc.fchdir(dirFd)
     libc.unmount(name)
   } finally {
     try {
-      libc.fchdir(saved)
+      libc.fchdir(back)
     } finally {
-      closeQuietly(saved)
+      if (saved === undefined) closeQuietly(back)
     }
   }
 }
@@ -287,21 +307,24 @@ const detach = (dirFd: number, name: string): void => {
  * with nothing at it is fine.
  */
 export const unmountAll = (operation: string, targets: ReadonlyArray<Unmount>): void => {
-  const checked: Array<{ unmount: Unmount; dirFd: number; name: string }> = []
+  const checked: Array<{ unmount: Unmount; dirFd: number; name: string; mounted: boolean }> = []
   try {
     for (const unmount of targets) {
       const parent = openParent(operation, unmount.path, false)
       if (parent === undefined) continue
-      checked.push({ unmount, ...parent })
+      const entry = { unmount, ...parent, mounted: true }
+      checked.push(entry)
       const found = inspect(operation, parent.dirFd, parent.name, unmount.path)
       if (found === undefined) continue
       closeQuietly(found.fd)
       if (found.stats.isSymbolicLink()) throw refused(operation, unmount.path, "is a symbolic link, which gonso never follows")
-      if (!found.nsfs) throw refused(operation, unmount.path, "is not a namespace mount; left as it is")
+      // Detached already (by an earlier try that failed halfway): an empty file, nothing on it.
+      if (!found.nsfs && found.stats.isFile() && found.stats.size === 0) entry.mounted = false
+      else if (!found.nsfs) throw refused(operation, unmount.path, "is not a namespace mount; left as it is")
     }
-    for (const { unmount, dirFd, name } of checked) {
+    for (const { unmount, dirFd, name, mounted } of checked) {
       try {
-        detach(dirFd, name)
+        if (mounted) detach(dirFd, name)
       } catch (error) {
         if (!(errnoOf(error) === "EINVAL" || errnoOf(error) === "ENOENT")) throw failure(operation, error, { path: unmount.path })
       }
