@@ -13,6 +13,7 @@ import type { PermissionDenied, SystemError } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import * as NamespacedSocket from "./NamespacedSocket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
+import * as libc from "./internal/libc.ts"
 
 /**
  * Options of {@link layer}: where to listen inside the namespace, and `NodeHttpServer`'s own
@@ -73,6 +74,11 @@ export const layer = (
     const fd = yield* NamespacedSocket.handOver(socket)
     // Node listens on an existing fd given as `{ fd }` (its typings leave the field out).
     const listenOptions = { ...serverOptions, fd } as NodeHttpServer.Options
-    return NodeHttpServer.layer(createServer ?? (() => http.createServer()), listenOptions)
+    // A server that fails to start may or may not have closed the duplicate: it is closed here if
+    // it is still open.
+    const socketId = libc.identityOfFd(fd)
+    return NodeHttpServer.layer(createServer ?? (() => http.createServer()), listenOptions).pipe(
+      Layer.tapCause(() => Effect.sync(() => libc.closeIfStill(fd, socketId)))
+    )
   }))
 }

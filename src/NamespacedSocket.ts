@@ -201,9 +201,11 @@ export const serve = <S extends net.Server>(
   Effect.acquireRelease(
     Effect.flatMap(handOver(socket), (fd) =>
       Effect.callback<S, SystemError | PermissionDenied>((resume) => {
+        const socketId = libc.identityOfFd(fd)
         const onError = (error: NodeJS.ErrnoException) => {
-          // Node took no ownership of the duplicate: it is closed here.
-          if (!server.listening) libc.close(fd)
+          // A server that failed to listen may or may not have closed the duplicate: it is closed
+          // here if it is still open.
+          libc.closeIfStill(fd, socketId)
           resume(Effect.fail(fromNodeError(error, "NamespacedSocket.serve", "listen")))
         }
         server.once("error", onError)
@@ -263,7 +265,15 @@ const connectWith = <R>(
     Effect.flatMap(
       runSpec<{ fd: number }, SocketError>(operation, set, { op: "socket", args }, true),
       ({ fd }) => {
-        const socket = new net.Socket({ fd, readable: true, writable: true })
+        const socketId = libc.identityOfFd(fd)
+        let socket: net.Socket
+        try {
+          socket = new net.Socket({ fd, readable: true, writable: true })
+        } catch (error) {
+          // Node could not take it (its handle would not open): closed here if still open.
+          libc.closeIfStill(fd, socketId)
+          return Effect.fail(fromNodeError(error as NodeJS.ErrnoException, operation, "socket"))
+        }
         return Effect.andThen(own(socket), restore(Effect.callback<net.Socket, ConnectError>((resume) => {
           const onError = (error: NodeJS.ErrnoException) => {
             socket.destroy()

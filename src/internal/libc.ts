@@ -244,6 +244,21 @@ const AT_EMPTY_PATH = 0x1000
 /** The device and inode of the file `fd` refers to. */
 export const identityOfFd = (fd: number): { readonly dev: number; readonly ino: number } => identityAt(fd, "", AT_EMPTY_PATH)
 
+/**
+ * Closes `fd` if it still refers to `identity`: for an fd handed to Node, which closes it itself
+ * on some failures and not on others. Closed by Node already, its number is free or another
+ * file's, and left alone.
+ */
+export const closeIfStill = (fd: number, identity: { readonly dev: number; readonly ino: number }): void => {
+  let now: { readonly dev: number; readonly ino: number }
+  try {
+    now = identityOfFd(fd)
+  } catch {
+    return
+  }
+  if (now.dev === identity.dev && now.ino === identity.ino) close(fd)
+}
+
 const linkBuffer = Buffer.alloc(4096)
 
 /** The target of the symbolic link `path` relative to the directory `dirfd` (`readlinkat(2)`). */
