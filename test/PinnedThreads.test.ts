@@ -149,6 +149,23 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("P
         assert.notStrictEqual(yield* NamespaceSet.run(set, Task.tid), tid)
       }))
 
+    it.effect("an enter lease interrupted while its task runs drops its thread, and its Scope closes at once", () =>
+      Effect.gen(function*() {
+        yield* idleAgain
+        const set = yield* NamespaceSet.unshareCurrent(["net"])
+        const started = `/dev/shm/gonso-enter-${process.pid}`
+        const fiber = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
+          const inside = yield* NamespaceSet.enter(set)
+          return yield* inside.run(Task.module(fixtures, "signalThenWait", { path: started, ms: 30_000 }))
+        })))
+        assert.isTrue(yield* Effect.promise(() => eventually(() => fs.existsSync(started))), "the task started")
+        const tid = Number(fs.readFileSync(started, "utf8"))
+        fs.rmSync(started)
+        // Not after the task's 30 s: the thread, inside the set and busy, is terminated.
+        yield* Fiber.interrupt(fiber)
+        assert.isTrue(yield* Effect.promise(() => eventually(() => !threadExists(tid))), "the thread was not dropped")
+      }))
+
     it.effect("an interrupted asynchronous module task that settles soon after costs no thread", () =>
       Effect.gen(function*() {
         yield* idleAgain

@@ -22,9 +22,10 @@ describe("a pinned thread's end", () => {
   it("module tasks that settle as their interrupted callers' threads are terminated never abort the process", { timeout: 120_000 }, () => {
     const result = run("interrupt-at-settle.ts", ["400"])
     assert.deepStrictEqual({ status: result.status, signal: result.signal, fatal: result.fatal }, { status: 0, signal: null, fatal: false })
-    // The race was run: most callers were interrupted, and their threads dropped and replaced.
-    assert.isAbove(result.report.interrupted, 300)
-    assert.isAbove(result.report.stats.dropped, 200)
+    // The race was run: most callers were interrupted; threads whose task settled in time were
+    // drained and kept, the others terminated as their task settled, and replaced.
+    assert.isAbove(result.report.interrupted, 250)
+    assert.isAbove(result.report.stats.droppedByReason.interrupted ?? 0, 20)
   })
 
   it("sets with inits and user namespaces made under interrupts, exiting and moved threads, and closing layers leave no child and no zombie", { timeout: 120_000 }, () => {

@@ -318,8 +318,9 @@ export const unmountAll = (operation: string, targets: ReadonlyArray<Unmount>): 
       if (found === undefined) continue
       closeQuietly(found.fd)
       if (found.stats.isSymbolicLink()) throw refused(operation, unmount.path, "is a symbolic link, which gonso never follows")
-      // Detached already (by an earlier try that failed halfway): an empty file, nothing on it.
-      if (!found.nsfs && found.stats.isFile() && found.stats.size === 0) entry.mounted = false
+      // Detached already (by an earlier try that failed halfway): the empty file gonso made for
+      // it, with nothing on it. Anything else not a namespace mount is refused.
+      if (!found.nsfs && unmount.file && found.stats.isFile() && found.stats.size === 0) entry.mounted = false
       else if (!found.nsfs) throw refused(operation, unmount.path, "is not a namespace mount; left as it is")
     }
     for (const { unmount, dirFd, name, mounted } of checked) {

@@ -3,8 +3,10 @@
  * function (`next`): the drop rule is what this function says.
  *
  * - A thread is dropped when it reports itself unclean (restore or verification failed, user code
- *   moved or tainted it, or the request asked for no restore), when a lease on it ends by
- *   interruption or a defect, or when it exits.
+ *   moved or tainted it, or the request asked for no restore), when a lease on it ends by a defect
+ *   or while a request of it that does not restore the thread is in flight (its caller was
+ *   interrupted: the pool dooms the thread then), or when it exits. A lease interrupted between
+ *   its requests gives the thread back: every answer it had was restored and verified.
  * - A thread held by a lease stays the lease's until the lease ends, even once doomed: the lease
  *   holder's later calls fail, and the drop happens at release. An exit is final at once.
  * - A lease that ends while its caller's request is still in flight (the caller was interrupted)

@@ -13,8 +13,10 @@
  *   request is in flight simply stops waiting: the request completes on the thread, which stays
  *   usable.
  * - **Leased.** User code (module tasks), `enter`, and runs that drop their thread get a thread to
- *   themselves until the lease ends. If the lease ends by interruption or a defect, or the thread
- *   reported it could not be restored, the thread is dropped: terminated, and replaced.
+ *   themselves until the lease ends. If the lease ends by a defect, or while a request of it is in
+ *   flight (the caller was interrupted) that does not restore the thread, or the thread reported
+ *   it could not be restored, the thread is dropped: terminated, and replaced. One interrupted
+ *   while its restoring request is in flight drains first (see `lifecycle.ts`).
  *
  * @internal
  */
@@ -88,6 +90,9 @@ interface LeaseWaiter {
 }
 
 const closedFailure = () => new ThreadFailure({ reason: "the PinnedThreads layer is closed" })
+
+/** How long closing a pool waits, at most, for threads still starting (see `close`). */
+const STARTING_LIMIT_MS = 10_000
 
 /** How long a thread whose lease ended with a request in flight may take to answer it (see `lifecycle.ts`). */
 const DRAIN_MS = 250
@@ -301,7 +306,10 @@ export class ThreadPool implements Host {
     // worker) is terminated now, rather than waited for.
     for (const abandon of [...this.abandons]) abandon("the PinnedThreads layer is closed")
     for (const thread of [...this.threads]) void this.transition(thread, { _tag: "Retire", reason: "shutdown" })
-    while (this.stopping.size > 0 || this.starting > 0) {
+    // A thread still starting reports ready (and is stopped) or ends; one that hangs in its
+    // birth is waited for ten seconds at most, and stopped whenever it reports.
+    const startsUntil = Date.now() + STARTING_LIMIT_MS
+    while (this.stopping.size > 0 || (this.starting > 0 && Date.now() < startsUntil)) {
       await Promise.all([...this.stopping])
       if (this.starting > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     }
@@ -475,9 +483,12 @@ export class ThreadPool implements Host {
       return Effect.sync(() => {
         if (pending.abandoned) return
         pending.abandoned = true
-        // Sent already: the thread may be anywhere in the task. The lease ends with it in flight,
-        // and the thread drains (see `lifecycle.ts`).
-        if (!thread.unqueue(pending)) void this.transition(thread, { _tag: "Abandon" })
+        // Sent already: the thread may be anywhere in the task. A request that restores the
+        // thread when it is answered (`leave`) lets the lease end with it in flight, and the thread
+        // drains (see `lifecycle.ts`); any other (an `enter` lease's) dooms the thread.
+        if (!thread.unqueue(pending)) {
+          void this.transition(thread, request.leave === true ? { _tag: "Abandon" } : { _tag: "Unclean", reason: { _tag: "Interrupted" } })
+        }
       })
     })
   }

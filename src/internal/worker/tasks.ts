@@ -8,6 +8,7 @@
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
+import * as v8 from "node:v8"
 import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
 import * as libc from "../libc.ts"
 import { exchange as netlink } from "../netlink/exchange.ts"
@@ -381,14 +382,11 @@ const writeRegular = (path: string, data: Buffer, mode: number): void => {
 
 /** Something a user module threw, made fit to cross by structured clone. */
 const thrownValue = (error: unknown): unknown => {
-  if (error instanceof Error) {
-    return { ...error, name: error.name, message: error.message, stack: error.stack }
-  }
   try {
-    structuredClone(error)
-    return error
+    // A clone, plain data: nothing of the user's (a getter) runs when the answer is written.
+    return structuredClone(error instanceof Error ? { ...error, name: error.name, message: error.message, stack: error.stack } : error)
   } catch {
-    return String(error)
+    return error instanceof Error ? { name: textOf(error.name), message: textOf(error.message), stack: textOf(error.stack) } : textOf(error)
   }
 }
 
@@ -423,11 +421,20 @@ const moduleTask = async (args: Operations["module"]["args"]): Promise<unknown> 
     tid: state.tid,
     taint: (reason: unknown = "no reason given") => state.markUnclean({ _tag: "Tainted", detail: textOf(reason).slice(0, 1_000) })
   }
+  let value: unknown
   try {
-    return await fn(args.input, context)
+    value = await fn(args.input, context)
   } catch (error) {
     const tag = (error as { _tag?: unknown })?._tag
     throw fail(typeof tag === "string" ? tag : (error as Error)?.name ?? typeof error, error)
+  }
+  // Cloned here, while user code may still run on the thread: a getter of the result runs now,
+  // before the thread's namespaces are checked, never while the answer is written.
+  try {
+    // The clone the channel makes (v8's serializer: a Buffer stays a Buffer), made early.
+    return v8.deserialize(v8.serialize(value))
+  } catch (error) {
+    throw fail("DataCloneError", error)
   }
 }
 
