@@ -320,6 +320,21 @@ export class CommandNotFound extends Schema.TaggedError<CommandNotFound>()("Comm
  *
  * @since 0.1.0
  * @category errors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NamespaceSet, Task } from "gonso"
+ *
+ * // A task whose thread something left behind moved: its answer is refused, and says where it was.
+ * const probe = (set: NamespaceSet.NamespaceSet) =>
+ *   NamespaceSet.run(set, Task.module<void, string>(new URL("./tasks.js", import.meta.url), "probe", undefined)).pipe(
+ *     Effect.catchTag("ThreadFailure", (failure) =>
+ *       Effect.as(
+ *         Effect.logWarning((failure.namespaces ?? []).map((each) => `${each.kind}: in ${each.found}, not ${each.expected}`).join("; ")),
+ *         "refused"
+ *       ))
+ *   )
+ * ```
  */
 export const Misplaced = Schema.Struct({
   kind: Kind,
