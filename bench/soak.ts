@@ -834,13 +834,21 @@ const mix: Record<string, { weight: number; op: Op }> = {
     op: (_gen, startedAt) => Effect.gen(function*() {
       const set = yield* NamespaceSet.unshareCurrent(["pid", "mnt"])
       const pidNs = yield* NamespaceSet.id(set, "pid")
-      const init = ownChildren().find((child) => {
-        try {
-          return fs.readlinkSync(`/proc/${child.pid}/ns/pid`) === pidNs
-        } catch {
-          return false
-        }
-      })
+      const findInit = () =>
+        ownChildren().find((child) => {
+          try {
+            return fs.readlinkSync(`/proc/${child.pid}/ns/pid`) === pidNs
+          } catch {
+            return false
+          }
+        })
+      // Reading /proc takes fds: under the lowered fd limit a scan can miss it, and the limit is
+      // restored within a second.
+      let init = findInit()
+      for (let i = 0; i < 20 && init === undefined; i++) {
+        yield* Effect.sleep(100)
+        init = findInit()
+      }
       if (init === undefined) {
         violation("wrong answer", `no init found for ${pidNs}`)
         return
@@ -1112,6 +1120,34 @@ const main = async () => {
   }
   const stripFd = (lines: ReadonlyArray<string>) => lines.map((line) => line.split(" -> ")[1]!)
   leak("fds", fdsNow.length - baseline.fds.length, diff(stripFd(fdsNow), stripFd(baseline.fds)).slice(0, 10).join(", "))
+  // What each new fd is, for whoever looks for its owner: its open flags (fdinfo), and for a
+  // socket its protocol and addresses, from /proc/net.
+  const describeFd = (line: string) => {
+    const [fd, target] = line.split(" -> ") as [string, string]
+    let flags = "?"
+    try {
+      flags = /^flags:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1] ?? "?"
+    } catch {
+      // Gone.
+    }
+    const ino = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+    let socket = ""
+    if (ino !== undefined) {
+      for (const table of ["tcp", "tcp6", "udp", "udp6", "unix", "netlink", "raw"]) {
+        try {
+          const row = fs.readFileSync(`/proc/self/net/${table}`, "utf8").split("\n").find((each) => each.split(/\s+/).includes(ino))
+          if (row !== undefined) socket = ` ${table}: ${row.trim().replace(/\s+/g, " ").slice(0, 120)}`
+        } catch {
+          // No such table.
+        }
+      }
+    }
+    return `fd ${fd} -> ${target} (flags 0${Number(flags).toString(8)})${socket}`
+  }
+  const newFds = (() => {
+    const before = new Set(baseline.fds)
+    return fdsNow.filter((line) => !before.has(line))
+  })()
   leak("threads", tids().length - baseline.threads, tids().map((tid) => comm(tid)).join(","))
   const children = ownChildren()
   leak("child processes", children.filter((c) => c.state !== "Z").length, children.map((c) => `${c.pid} ${c.name} ${c.state}`).join(", "))
@@ -1182,6 +1218,7 @@ const main = async () => {
   out()
   out("leaks after the layer closed (count: detail):")
   for (const { what, count, detail } of leaks) out(`  ${what.padEnd(24)} ${count}${count !== 0 && detail !== "" ? `  ${detail}` : ""}`)
+  if (leaks.some((each) => each.what === "fds" && each.count !== 0)) for (const line of newFds.slice(0, 10)) out(`    ${describeFd(line)}`)
   out(`  (kernel net_namespace objects: ${baseline.slabNet ?? "?"} before, ${slabNow ?? "?"} after; machine-wide, for information)`)
   out()
   const failures: Array<string> = []

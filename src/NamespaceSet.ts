@@ -1139,6 +1139,9 @@ const timeNamespaceWithOffsets = (
       done = true
       clearInterval(poll)
       if (helper.exitCode === null && helper.signalCode === null) helper.kill("SIGKILL")
+      // Its stderr is read no more: closed now, not when Node gets round to it (a helper that
+      // could not be started left its pipe open).
+      helper.stderr?.destroy()
       resume(effect)
     }
     // Registered first: a child that could not be started reports it here, and an 'error' event
