@@ -1142,7 +1142,8 @@ const main = async () => {
         }
       }
     }
-    return `fd ${fd} -> ${target} (flags 0${Number(flags).toString(8)})${socket}`
+    // fdinfo gives the flags in octal already.
+    return `fd ${fd} -> ${target} (flags 0${flags})${socket}`
   }
   const newFds = (() => {
     const before = new Set(baseline.fds)
