@@ -9,7 +9,6 @@ import { stripTypeScriptTypes } from "node:module"
 import { Worker } from "node:worker_threads"
 import type * as channel from "../channel.ts"
 import { PINNED_THREAD, type WorkerData } from "../protocol.ts"
-export { defaultWorkerUrl } from "../workerUrl.ts"
 
 /** Whether a worker script is TypeScript, started through the stripped sources and `bootstrap`. */
 export const isTypeScript = (entry: URL): boolean => entry.pathname.endsWith(".ts")

@@ -63,6 +63,14 @@ export type ThreadEvent =
   /** The pool retires the thread. */
   | { readonly _tag: "Retire"; readonly reason: "idle" | "shutdown" }
 
+/** The events that carry nothing, made once: `idle` runs on every request's answer. */
+export const reserve: ThreadEvent = { _tag: "Reserve" }
+export const unreserve: ThreadEvent = { _tag: "Unreserve" }
+export const lease: ThreadEvent = { _tag: "Lease" }
+export const abandon: ThreadEvent = { _tag: "Abandon" }
+export const drained: ThreadEvent = { _tag: "Drained" }
+export const drainExpired: ThreadEvent = { _tag: "DrainExpired" }
+
 export const shared: ThreadState = { _tag: "Shared" }
 const reserved: ThreadState = { _tag: "Reserved" }
 const leased: ThreadState = { _tag: "Leased", doomed: undefined, abandoned: false }

@@ -28,7 +28,7 @@ import { type DropClass, dropClass, type DropReason } from "../drop.ts"
 import type { Request, Response } from "../protocol.ts"
 import { isTypeScript, strippedSources } from "./bootstrap.ts"
 import { BATCH_MAX, type Host, type Pending, PinnedThread, type Settle } from "./driver.ts"
-import { next, type ThreadEvent } from "./lifecycle.ts"
+import { abandon, drained, drainExpired, lease, next, reserve, type ThreadEvent, unreserve } from "./lifecycle.ts"
 import { startThread } from "./start.ts"
 import { nodeTimers, type Timers } from "./timers.ts"
 
@@ -182,9 +182,9 @@ export class ThreadPool implements Host {
     }
     if (after._tag === "Draining") {
       // Answered already (between the caller's giving up and the lease's end): back at once.
-      if (thread.load === 0) return this.transition(thread, { _tag: "Drained" })
+      if (thread.load === 0) return this.transition(thread, drained)
       this.timers.after(DRAIN_MS, () => {
-        if (thread.state === after) void this.transition(thread, { _tag: "DrainExpired" })
+        if (thread.state === after) void this.transition(thread, drainExpired)
       })
       return undefined
     }
@@ -194,15 +194,15 @@ export class ThreadPool implements Host {
 
   /** Called when a thread has nothing queued or in flight: it serves whoever waits. */
   idle(thread: PinnedThread): void {
-    if (thread.state._tag === "Draining") return void this.transition(thread, { _tag: "Drained" })
+    if (thread.state._tag === "Draining") return void this.transition(thread, drained)
     if (!thread.usable || thread.state._tag === "Leased") return
     thread.idleSince = this.timers.now()
     const waiter = this.waitingLeases.shift()
     if (waiter !== undefined) {
-      this.transition(thread, { _tag: "Lease" })
+      this.transition(thread, lease)
       return waiter.grant(thread)
     }
-    this.transition(thread, { _tag: "Unreserve" })
+    if (thread.state._tag === "Reserved") this.transition(thread, unreserve)
     const waiting = this.waitingShared
     this.waitingShared = []
     for (const pending of waiting) this.route(pending)
@@ -429,7 +429,7 @@ export class ThreadPool implements Host {
     for (const thread of this.threads) {
       if (thread.state._tag !== "Shared") continue
       if (thread.load === 0) {
-        this.transition(thread, { _tag: "Lease" })
+        this.transition(thread, lease)
         return waiter.grant(thread)
       }
       if (busiest === undefined || thread.load < busiest.load) busiest = thread
@@ -439,7 +439,7 @@ export class ThreadPool implements Host {
     // At the limit: the least loaded shared thread takes no new shared work and is handed over
     // once what it has is done, unless another thread frees up first. Were it the only one,
     // shared requests wait meanwhile: a lease must not starve behind a stream of them.
-    if (busiest !== undefined && this.reservedCount() < this.waitingLeases.length) this.transition(busiest, { _tag: "Reserve" })
+    if (busiest !== undefined && this.reservedCount() < this.waitingLeases.length) this.transition(busiest, reserve)
   }
 
   private reservedCount(): number {
@@ -487,7 +487,7 @@ export class ThreadPool implements Host {
         // thread when it is answered (`leave`) lets the lease end with it in flight, and the thread
         // drains (see `lifecycle.ts`); any other (an `enter` lease's) dooms the thread.
         if (!thread.unqueue(pending)) {
-          void this.transition(thread, request.leave === true ? { _tag: "Abandon" } : { _tag: "Unclean", reason: { _tag: "Interrupted" } })
+          void this.transition(thread, request.leave === true ? abandon : { _tag: "Unclean", reason: { _tag: "Interrupted" } })
         }
       })
     })
