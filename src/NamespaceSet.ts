@@ -25,7 +25,6 @@
  * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { Effect, Scope, Semaphore } from "effect"
 import { dual } from "effect/Function"
@@ -55,8 +54,8 @@ import * as Mount from "./internal/mount.ts"
 import type { MountError } from "./internal/mount.ts"
 import { open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
-import { fromNodeError, fromSyscall, fromWire } from "./internal/wire.ts"
-import { helperError } from "./internal/failure.ts"
+import { fromSyscall, fromWire } from "./internal/wire.ts"
+import { timeNamespaceWithOffsets } from "./internal/timeHelper.ts"
 import * as validate from "./internal/validate.ts"
 import { annotateTid, setAttributes, traced } from "./internal/observe.ts"
 import {
@@ -1111,76 +1110,6 @@ const unshareWithTimeOffsets = (
           )))))
     }))))
 }
-
-const timeNamespaceWithOffsets = (
-  operation: string,
-  monotonic: number,
-  boottime: number
-): Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions> =>
-  Effect.callback<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>((resume) => {
-    const started = (() => {
-      try {
-        return spawn("unshare", ["--time", "--monotonic", String(monotonic), "--boottime", String(boottime), "sleep", "600"], {
-          stdio: ["ignore", "ignore", "pipe"]
-        })
-      } catch (error) {
-        // Out of fds or processes, say: Node could not even make the child's pipes.
-        return error as NodeJS.ErrnoException
-      }
-    })()
-    if (started instanceof Error) {
-      return resume(Effect.fail(fromNodeError(started, operation, "spawn")))
-    }
-    const helper = started
-    let stderr = ""
-    let done = false
-    const finish = (effect: Effect.Effect<Member, SystemError | PermissionDenied | CommandNotFound | InvalidOptions>) => {
-      if (done) return
-      done = true
-      clearInterval(poll)
-      if (helper.exitCode === null && helper.signalCode === null) helper.kill("SIGKILL")
-      // Its stderr is read no more: closed now, not when Node gets round to it (a helper that
-      // could not be started left its pipe open).
-      helper.stderr?.destroy()
-      resume(effect)
-    }
-    // Registered first: a child that could not be started reports it here, and an 'error' event
-    // nobody listens to would end the process.
-    helper.on("error", (error: NodeJS.ErrnoException) =>
-      finish(Effect.fail(
-        error.code === "ENOENT" || error.code === "EACCES"
-          ? new CommandNotFound({ command: "unshare", errno: error.code })
-          : fromNodeError(error, operation, "spawn")
-      )))
-    helper.stderr?.on("error", () => {})
-    helper.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    helper.on("exit", (code, signal) => {
-      // Its stderr is read to the end before its exit is reported only if the pipe closed first.
-      const report = () =>
-        finish(Effect.fail(fromWire(helperError(operation, "unshare(1)", stderr, { code, signal }, { kind: "time" })) as SystemError | PermissionDenied))
-      if (helper.stderr === null || helper.stderr.readableEnded) report()
-      else helper.stderr.once("close", report)
-    })
-    // The offsets are written before the helper execs its placeholder: once it runs `sleep`, the
-    // namespace is ready and still unentered.
-    const poll = setInterval(() => {
-      if (helper.pid === undefined) return
-      let exe: string
-      try {
-        exe = fs.readlinkSync(`/proc/${helper.pid}/exe`)
-      } catch {
-        return
-      }
-      if (!exe.endsWith("/sleep")) return
-      try {
-        const member = openMember(operation, "time", `/proc/${helper.pid}/ns/time_for_children`)
-        finish(Effect.succeed(member))
-      } catch (error) {
-        finish(Effect.fail(error as SystemError))
-      }
-    }, 1)
-    return Effect.sync(() => finish(Effect.interrupt as never))
-  })
 
 /**
  * A new set: `set`'s namespaces, with a new mount namespace (a private copy of the set's) in which

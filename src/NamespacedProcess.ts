@@ -10,7 +10,6 @@
  * @since 0.1.0
  */
 import * as net from "node:net"
-import * as os from "node:os"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, PlatformError, Redacted, type Scope, type Stream } from "effect"
@@ -105,9 +104,6 @@ export interface ChildProcess {
  */
 export type SpawnError = CommandNotFound | InvalidOptions | PermissionDenied | SystemError | EnterError
 
-const environment = (env: Record<string, string | undefined>) =>
-  Object.entries(env).flatMap(([key, value]) => value === undefined ? [] : [`${key}=${value}`])
-
 /** How long the main thread sleeps between checks for the child's exit, at most. */
 const MAX_POLL_MS = 25
 
@@ -192,8 +188,6 @@ const readBoth = (
     })
   })
 
-const signalNames = new Map(Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]))
-
 /**
  * Runs a command to its end (`Task.exec`): {@link spawnWith}, then everything it prints is read on
  * the main thread and the process reaped there, so no thread waits on it.
@@ -224,7 +218,7 @@ export const execWith = <R>(
     const status = yield* child.exit
     return {
       exitCode: status.exitCode,
-      signal: status.signal === null ? null : signalNames.get(status.signal) ?? null,
+      signal: status.signal === null ? null : libc.signalName(status.signal),
       stdout,
       stderr
     }
@@ -291,7 +285,7 @@ export const spawnWith = <R>(
         operation,
         command: argv[0]!,
         args: argv.slice(1),
-        env: environment(options.env ?? process.env),
+        env: libc.environment(options.env ?? process.env),
         stdio: childEnds,
         ...(options.cwd === undefined ? {} : { cwd: options.cwd })
       })

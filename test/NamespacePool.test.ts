@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Scope } from "effect"
@@ -114,7 +115,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
           yield* Effect.sleep(i % 6)
           yield* Fiber.interrupt(fiber)
           assert.deepStrictEqual([foreignNamespaceFds("time"), foreignNamespaceFds("net")], [[], []], `attempt ${i}`)
-          // The helper is Node's child; Node reaps it once it has been killed.
+          // The helper is killed and reaped before the interruption completes.
           assert.isTrue(yield* Effect.promise(() => eventually(() => allChildren().join() === children.join())), `attempt ${i}`)
         }
         // From a closed set: SetClosed, before anything is made.
@@ -123,5 +124,21 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
         assert.strictEqual(error._tag, "SetClosed")
         assert.deepStrictEqual(foreignNamespaceFds("time"), [])
       }))
+
+    it("out of fds at each of the helper's steps, it fails with a typed EMFILE and leaves no fd and no process", { timeout: 60_000 }, () => {
+      // A process of its own: every fd it may have is taken for a moment.
+      const child = spawnSync(process.execPath, [new URL("./fixtures/time-helper-emfile.ts", import.meta.url).pathname], { encoding: "utf8", timeout: 50_000 })
+      assert.strictEqual(child.status, 0, child.stderr)
+      const { attempts } = JSON.parse(child.stdout.trim().split("\n").pop()!) as {
+        attempts: ReadonlyArray<{ spare: number; outcome: string; leftFds: ReadonlyArray<string>; leftChildren: ReadonlyArray<string> }>
+      }
+      for (const attempt of attempts) {
+        assert.match(attempt.outcome, /^(ok|SystemError .+ EMFILE)$/, `${attempt.spare} fds to spare`)
+        assert.deepStrictEqual([attempt.leftFds, attempt.leftChildren], [[], []], `${attempt.spare} fds to spare: ${attempt.outcome}`)
+      }
+      // Both ends were reached: some attempts had too few fds, the last had enough.
+      assert.isTrue(attempts.some((attempt) => attempt.outcome !== "ok"))
+      assert.strictEqual(attempts.at(-1)!.outcome, "ok")
+    })
   })
 })

@@ -15,6 +15,7 @@
  * @internal
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import { createRequire } from "node:module"
 
 const require = createRequire(import.meta.url)
@@ -191,6 +192,7 @@ const check = (call: string, result: number): number => {
 }
 
 export const O_RDONLY = 0
+export const O_RDWR = 2
 export const O_DIRECTORY = 0o200000
 export const O_CLOEXEC = 0o2000000
 export const O_PATH = 0o10000000
@@ -655,10 +657,10 @@ export const boundPort = (fd: number): number => {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/** A close-on-exec pipe: `[readEnd, writeEnd]`. */
-export const pipe = (): [number, number] => {
+/** A close-on-exec pipe: `[readEnd, writeEnd]`; `extra` flags (`O_NONBLOCK`) apply to both ends. */
+export const pipe = (extra = 0): [number, number] => {
   const fds = [0, 0]
-  check("pipe2", c.pipe2(fds, O_CLOEXEC))
+  check("pipe2", c.pipe2(fds, O_CLOEXEC | extra))
   return [fds[0]!, fds[1]!]
 }
 
@@ -712,6 +714,15 @@ export const spawn = (options: SpawnOptions): number => {
     c.attrDestroy(attr)
   }
 }
+
+/** An environment as {@link spawn} takes it: `KEY=value` entries; unset keys are left out. */
+export const environment = (env: Readonly<Record<string, string | undefined>>): Array<string> =>
+  Object.entries(env).flatMap(([key, value]) => value === undefined ? [] : [`${key}=${value}`])
+
+const signalNames = new Map(Object.entries(os.constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]))
+
+/** The name of signal `signal` (`SIGKILL`), or null for a number Node has no name for. */
+export const signalName = (signal: number): NodeJS.Signals | null => signalNames.get(signal) ?? null
 
 /** The exit status of a reaped child, decoded. */
 export interface ExitStatus {
