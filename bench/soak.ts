@@ -1125,8 +1125,17 @@ const main = async () => {
   const describeFd = (line: string) => {
     const [fd, target] = line.split(" -> ") as [string, string]
     let flags = "?"
+    let mount = ""
     try {
-      flags = /^flags:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1] ?? "?"
+      const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8")
+      flags = /^flags:\s*(\d+)$/m.exec(info)?.[1] ?? "?"
+      // Its file, and the mount it is on: one of this mount namespace's, or another's.
+      const mntId = /^mnt_id:\s*(\d+)$/m.exec(info)?.[1]
+      const stats = fs.fstatSync(Number(fd))
+      const type = stats.isDirectory() ? "directory" : stats.isFile() ? "file" : stats.isSocket() ? "socket" : stats.isFIFO() ? "fifo" : "other"
+      const row = fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((line) => line.split(" ")[0] === mntId)
+      const where = row === undefined ? "a mount not in the main thread's mount namespace" : `mount ${row.split(" ").slice(3, 5).join(" ")} ${row.split(" - ")[1]?.split(" ")[0] ?? ""}`
+      mount = `, ${type} dev ${stats.dev} ino ${stats.ino}, mnt_id ${mntId}: ${where}`
     } catch {
       // Gone.
     }
@@ -1143,7 +1152,7 @@ const main = async () => {
       }
     }
     // fdinfo gives the flags in octal already.
-    return `fd ${fd} -> ${target} (flags 0${flags})${socket}`
+    return `fd ${fd} -> ${target} (flags 0${flags}${mount})${socket}`
   }
   const newFds = (() => {
     const before = new Set(baseline.fds)
