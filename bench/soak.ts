@@ -240,7 +240,17 @@ let checks = { identity: 0, threadScans: 0, kernelViews: 0 }
 let totalOps = 0
 
 const bump = <K>(map: Map<K, number>, key: K, by = 1) => map.set(key, (map.get(key) ?? 0) + by)
-const fault = (kind: string) => bump(faults, kind)
+/** What happened last (operations ended, faults injected), for an fd found later without an owner. */
+const lately: Array<string> = []
+const soakStart = Date.now()
+const happened = (what: string) => {
+  lately.push(`${((Date.now() - soakStart) / 1_000).toFixed(2)} s ${what}`)
+  if (lately.length > 40) lately.shift()
+}
+const fault = (kind: string) => {
+  happened(`fault: ${kind}`)
+  bump(faults, kind)
+}
 const violationExamples = new Map<string, Array<string>>()
 const violation = (kind: string, detail: string) => {
   bump(violationKinds, kind)
@@ -876,8 +886,30 @@ const tagOf = (error: unknown) =>
     ? (error as { _tag: string })._tag
     : undefined
 
+/**
+ * fds of `/` that were not there at the start (their owner is not known): when each was first
+ * seen, and what had happened just before. Looked for at every scan of the threads.
+ */
+const rootFds = new Map<string, { readonly seen: string; readonly before: ReadonlyArray<string> }>()
+const watchRootFds = (baseline: ReadonlySet<string>) => {
+  const now = new Set<string>()
+  for (const fd of fs.readdirSync("/proc/self/fd")) {
+    if (baseline.has(fd)) continue
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === "/") now.add(fd)
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  for (const fd of rootFds.keys()) if (!now.has(fd)) rootFds.delete(fd)
+  for (const fd of now) {
+    if (!rootFds.has(fd)) rootFds.set(fd, { seen: `${((Date.now() - soakStart) / 1_000).toFixed(2)} s`, before: [...lately] })
+  }
+}
+
 const record = (name: string, exit: Exit.Exit<unknown, unknown>, injected: boolean) => {
   totalOps++
+  happened(`${name}: ${Exit.isSuccess(exit) ? "ok" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : String((Cause.squash(exit.cause) as { _tag?: string })?._tag ?? "failed")}`)
   const count = ops.get(name) ?? { ok: 0, failed: 0, interrupted: 0 }
   ops.set(name, count)
   if (Exit.isSuccess(exit)) {
@@ -1056,9 +1088,11 @@ const main = async () => {
   const started = Date.now()
   const deadline = started + SECONDS * 1_000
   current = await Effect.runPromise(makeGeneration(++generations))
+  const rootBaseline = new Set(baseline.fds.filter((line) => line.endsWith(" -> /")).map((line) => line.split(" -> ")[0]!))
   const scan = setInterval(() => {
     try {
       scanThreads()
+      watchRootFds(rootBaseline)
     } catch (error) {
       // fd limit lowered: a missed scan, not a violation.
       void error
@@ -1228,7 +1262,13 @@ const main = async () => {
   out()
   out("leaks after the layer closed (count: detail):")
   for (const { what, count, detail } of leaks) out(`  ${what.padEnd(24)} ${count}${count !== 0 && detail !== "" ? `  ${detail}` : ""}`)
-  if (leaks.some((each) => each.what === "fds" && each.count !== 0)) for (const line of newFds.slice(0, 10)) out(`    ${describeFd(line)}`)
+  if (leaks.some((each) => each.what === "fds" && each.count !== 0)) {
+    for (const line of newFds.slice(0, 10)) {
+      out(`    ${describeFd(line)}`)
+      const root = rootFds.get(line.split(" -> ")[0]!)
+      if (root !== undefined) out(`      first seen at ${root.seen}, after:\n${root.before.map((each) => `        ${each}`).join("\n")}`)
+    }
+  }
   out(`  (kernel net_namespace objects: ${baseline.slabNet ?? "?"} before, ${slabNow ?? "?"} after; machine-wide, for information)`)
   out()
   const failures: Array<string> = []

@@ -9,9 +9,9 @@
  */
 import * as fs from "node:fs"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, fixtures, idleAgain as idleAgainIn, threadExists } from "./helpers.ts"
+import { eventually, fixtures, foreignNamespaceFds, idleAgain as idleAgainIn, threadExists } from "./helpers.ts"
 
 const moveLater = (kind: "uts" | "net", ms?: number) =>
   Task.module<{ kind: "uts" | "net"; ms?: number }, string>(fixtures, "moveLater", ms === undefined ? { kind } : { kind, ms })
@@ -98,6 +98,29 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("v
           uts: yield* NamespaceSet.id(set, "uts"),
           net: fs.readlinkSync("/proc/self/ns/net")
         })
+      }))
+
+    it.effect("a request given up while in flight, then sent back unserved, still lets its set go: the set's fds close with its Scope", () =>
+      Effect.gen(function*() {
+        let refused = 0
+        for (let attempt = 0; attempt < 12; attempt++) {
+          yield* idleAgain
+          const scope = yield* Scope.make()
+          const set = yield* Scope.provide(NamespaceSet.unshareCurrent(["uts"]), scope)
+          const uts = yield* NamespaceSet.id(set, "uts")
+          yield* NamespaceSet.run(set, moveLater("net"))
+          // Two requests in flight together (so that nobody waits for them on the spot); the
+          // first one's caller gives up before the thread, found moved, sends both back unserved.
+          const given = yield* Effect.forkChild(NamespaceSet.run(set, Task.identify), { startImmediately: true })
+          const kept = yield* Effect.forkChild(NamespaceSet.run(set, Task.identify), { startImmediately: true })
+          yield* Fiber.interrupt(given)
+          const answer = yield* Fiber.join(kept)
+          assert.strictEqual(answer.namespaces.uts.id, uts)
+          refused += (yield* PinnedThreads.stats).droppedByReason.moved ?? 0
+          yield* Scope.close(scope, Exit.void)
+          assert.notInclude(foreignNamespaceFds("uts"), uts, `attempt ${attempt}: the set's uts fd is still open after its Scope closed`)
+        }
+        assert.isAbove(refused, 0)
       }))
 
     it.effect("a thread whose user code left nothing behind is kept", () =>

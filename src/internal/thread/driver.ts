@@ -188,12 +188,20 @@ export class PinnedThread {
     this.sendElsewhere(unsent, failure)
   }
 
-  /** Requests this thread will not serve: to another thread, or, if they belong to a lease here, failed. */
+  /** Requests this thread will not serve: see {@link elsewhere}. */
   private sendElsewhere(pendings: ReadonlyArray<Pending>, failure: ThreadFailure): void {
-    for (const each of pendings) {
-      if (each.leased === true) each.settle(failure)
-      else this.host.reroute(each)
-    }
+    for (const each of pendings) this.elsewhere(each, failure)
+  }
+
+  /**
+   * A request this thread will not serve goes to another thread, if its caller still waits for it
+   * there. Otherwise it is settled here with `answer`: one of a lease belongs to this thread, and
+   * one whose caller gave up on it still settles, so that what the caller held for it (its set,
+   * whose fds close only when nothing holds them) is let go.
+   */
+  private elsewhere(pending: Pending, answer: Response | ThreadFailure): void {
+    if (pending.leased === true || pending.abandoned) pending.settle(answer)
+    else this.host.reroute(pending)
   }
 
   /** The oldest batch, with its answers, once the thread has written them. */
@@ -210,7 +218,7 @@ export class PinnedThread {
    * before its turn (another caller's request made it so) goes to another thread instead.
    */
   private hand(pending: Pending, response: Response): void {
-    if (response.unserved === true && pending.leased !== true) this.host.reroute(pending)
+    if (response.unserved === true) this.elsewhere(pending, response)
     else pending.settle(response)
   }
 

@@ -355,9 +355,9 @@ export class ThreadPool implements Host {
     }
   }
 
-  /** Sends a request that a thread going out of service never sent to another thread. */
+  /** Sends a request that a thread going out of service did not serve to another thread. */
   reroute(pending: Pending): void {
-    if (!pending.abandoned) this.route(pending)
+    this.route(pending)
   }
 
   private route(pending: Pending): void {
