@@ -258,9 +258,11 @@ export class ThreadPool implements Host {
   private remove(thread: PinnedThread, replacement: "demand" | "replacement"): Promise<void> {
     this.threads.delete(thread)
     const stopped = this.stop(thread)
-    if (!this.closed && (this.threads.size + this.starting < this.limits.min || this.waitingLeases.length + this.waitingShared.length > 0)) {
-      this.start(this.threads.size + this.starting < this.limits.min ? replacement : "demand")
-    }
+    if (this.closed) return stopped
+    // Below `min`, a replacement; for whoever waits, a thread within `max` (one may be starting
+    // for them already).
+    if (this.threads.size + this.starting < this.limits.min) this.start(replacement)
+    else if (this.waitingLeases.length + this.waitingShared.length > 0) this.grow()
     return stopped
   }
 
