@@ -28,26 +28,42 @@ interface Example {
 const examples: Array<Example> = []
 const missing: Array<string> = []
 
-for (const module of modules) {
+/**
+ * The files whose doc comments document a public module: the module itself, and the internal
+ * modules it re-exports declarations of (`export { A, B } from "./internal/x.ts"`), where the doc
+ * comments of those declarations are; of these, only the names re-exported count.
+ */
+const documenting = (module: string): ReadonlyArray<{ readonly file: string; readonly names?: ReadonlySet<string> }> => {
   const text = fs.readFileSync(path.join(root, module), "utf8")
+  const reexported = [...text.matchAll(/^export (?:type )?\{([^}]*)\} from "(\.\/internal\/[^"]+)"/gm)].map((match) => ({
+    file: path.join(path.dirname(module), match[2]!),
+    names: new Set(match[1]!.split(",").map((each) => each.trim().replace(/^type /, "")).filter(Boolean))
+  }))
+  return [{ file: module }, ...reexported]
+}
+
+for (const { module, file, names } of modules.flatMap((module) => documenting(module).map((each) => ({ module, ...each })))) {
   const name = path.basename(module, ".ts")
+  const text = fs.readFileSync(path.join(root, file), "utf8")
   // Each doc comment, with the line where it starts and the declaration that follows it.
   for (const match of text.matchAll(/\/\*\*([\s\S]*?)\*\/\s*\n([^\n]*)/g)) {
     const startLine = text.slice(0, match.index).split("\n").length
     const comment = match[1]!
     const declaration = match[2]!
     const exported = /^export (?:const|function|let) (\w+)|^export \{ ?(\w+)/.exec(declaration)
+    // In an internal module, only what the public module re-exports.
+    if (names !== undefined && !names.has(exported?.[1] ?? exported?.[2] ?? "")) continue
     const blocks = [...comment.matchAll(/@example[^\n]*\n((?:\s*\*[^\n]*\n)*?)\s*\*\s*```ts\n([\s\S]*?)\n\s*\*\s*```/g)]
     // `@internal` exports are not part of the API (the reference leaves them out too).
     if (exported !== null && blocks.length === 0 && !comment.includes("@internal")) {
-      missing.push(`${module}:${startLine + comment.split("\n").length - 1}: ${exported[1] ?? exported[2]} has no @example`)
+      missing.push(`${file}:${startLine + comment.split("\n").length - 1}: ${exported[1] ?? exported[2]} has no @example`)
     }
     blocks.forEach((block, index) => {
       const before = comment.slice(0, block.index! + block[0].indexOf("```ts"))
       const line = startLine + before.split("\n").length
       const code = block[2]!.split("\n").map((each) => each.replace(/^\s*\* ?/, "")).join("\n")
       const label = exported?.[1] ?? exported?.[2] ?? `line${line}`
-      examples.push({ file: `${name}.${label}.${index}.ts`, source: module, line, code })
+      examples.push({ file: `${name}.${label}.${index}.ts`, source: file, line, code })
     })
   }
 }

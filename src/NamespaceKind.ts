@@ -4,13 +4,10 @@
  * @since 0.1.0
  */
 
-/**
- * A kind of namespace, by the name of its file under `/proc/PID/ns/`.
- *
- * @since 0.1.0
- * @category models
- */
-export type NamespaceKind = "cgroup" | "ipc" | "mnt" | "net" | "pid" | "time" | "user" | "uts"
+import * as internal from "./internal/kind.ts"
+import type { NamespaceKind } from "./internal/kind.ts"
+
+export type { NamespaceKind } from "./internal/kind.ts"
 
 /**
  * Every kind, in the order a thread enters them (see {@link enterOrder}).
@@ -25,7 +22,7 @@ export type NamespaceKind = "cgroup" | "ipc" | "mnt" | "net" | "pid" | "time" | 
  * // "/proc/self/ns/user", "/proc/self/ns/cgroup", and so on to "/proc/self/ns/time"
  * ```
  */
-export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time"]
+export const all: ReadonlyArray<NamespaceKind> = internal.all
 
 /**
  * The order in which a thread joins a set's namespaces, and leaves them again: the order
@@ -45,7 +42,7 @@ export const all: ReadonlyArray<NamespaceKind> = ["user", "cgroup", "ipc", "uts"
  * // ["user", "net", "mnt"]
  * ```
  */
-export const enterOrder: ReadonlyArray<NamespaceKind> = all
+export const enterOrder: ReadonlyArray<NamespaceKind> = internal.enterOrder
 
 /**
  * The `CLONE_NEW*` flag of each kind, as `setns(2)`, `unshare(2)` and `NS_GET_NSTYPE` use it
@@ -61,16 +58,7 @@ export const enterOrder: ReadonlyArray<NamespaceKind> = all
  * // 0x44000000: CLONE_NEWNET | CLONE_NEWUTS
  * ```
  */
-export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
-  cgroup: 0x02000000,
-  ipc: 0x08000000,
-  mnt: 0x00020000,
-  net: 0x40000000,
-  pid: 0x20000000,
-  time: 0x00000080,
-  user: 0x10000000,
-  uts: 0x04000000
-}
+export const cloneFlag: Readonly<Record<NamespaceKind, number>> = internal.cloneFlag
 
 /**
  * The file under `/proc/PID/ns/` that names the namespace a thread's *children* will be in.
@@ -88,16 +76,7 @@ export const cloneFlag: Readonly<Record<NamespaceKind, number>> = {
  * const paths = NamespaceKind.all.map((kind) => `/proc/self/ns/${NamespaceKind.childrenFile[kind]}`)
  * ```
  */
-export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
-  cgroup: "cgroup",
-  ipc: "ipc",
-  mnt: "mnt",
-  net: "net",
-  pid: "pid_for_children",
-  time: "time_for_children",
-  user: "user",
-  uts: "uts"
-}
+export const childrenFile: Readonly<Record<NamespaceKind, string>> = internal.childrenFile
 
 /**
  * The kinds `current()` takes when none are named: every kind but user, as in gonso. A thread of
@@ -117,7 +96,7 @@ export const childrenFile: Readonly<Record<NamespaceKind, string>> = {
  * const host = Effect.scoped(Effect.map(NamespaceSet.current(), NamespaceSet.kinds))
  * ```
  */
-export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => kind !== "user")
+export const defaultKinds: ReadonlyArray<NamespaceKind> = internal.defaultKinds
 
 /**
  * Whether `value` is one of the eight kind names.
@@ -134,8 +113,7 @@ export const defaultKinds: ReadonlyArray<NamespaceKind> = all.filter((kind) => k
  * const kinds = process.argv.slice(2).filter(NamespaceKind.isNamespaceKind)
  * ```
  */
-export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
-  typeof value === "string" && Object.hasOwn(cloneFlag, value)
+export const isNamespaceKind = (value: unknown): value is NamespaceKind => internal.isNamespaceKind(value)
 
 /**
  * The kind whose `CLONE_NEW*` flag is `flag`, if any.
@@ -150,8 +128,7 @@ export const isNamespaceKind = (value: unknown): value is NamespaceKind =>
  * NamespaceKind.fromCloneFlag(0x44000000) // undefined: two flags, not one kind
  * ```
  */
-export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
-  all.find((kind) => cloneFlag[kind] === flag)
+export const fromCloneFlag = (flag: number): NamespaceKind | undefined => internal.fromCloneFlag(flag)
 
 /**
  * The OR of the kinds' `CLONE_NEW*` flags.
@@ -166,8 +143,4 @@ export const fromCloneFlag = (flag: number): NamespaceKind | undefined =>
  * NamespaceKind.toCloneFlags([]) // 0
  * ```
  */
-export const toCloneFlags = (kinds: Iterable<NamespaceKind>): number => {
-  let flags = 0
-  for (const kind of kinds) flags |= cloneFlag[kind]
-  return flags
-}
+export const toCloneFlags = (kinds: Iterable<NamespaceKind>): number => internal.toCloneFlags(kinds)

@@ -51,8 +51,8 @@ import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
 import type { Member, TaskSpec } from "./internal/protocol.ts"
 import * as Mount from "./internal/mount.ts"
-import type { MountError } from "./internal/mount.ts"
-import { open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
+import type { MountError, MountOptions } from "./internal/mount.ts"
+import { duplicateFds, open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
 import { upLoopback } from "./internal/netlink/request.ts"
 import { fromSyscall, fromWire } from "./internal/wire.ts"
 import { timeNamespaceWithOffsets } from "./internal/timeHelper.ts"
@@ -312,14 +312,7 @@ export const fds: {
   (kinds?: ReadonlyArray<NamespaceKind>): (set: NamespaceSet) => Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
   (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope>
 } = dual(setFirst, (set: NamespaceSet, kinds?: ReadonlyArray<NamespaceKind>): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
-  withMembers(set, "NamespaceSet.fds", (members) =>
-    Effect.acquireRelease(
-      attempt<Array<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
-        duplicate("NamespaceSet.fds", selectKinds("NamespaceSet.fds", set, kinds).map((kind) => members.get(kind)!))
-      ),
-      (copies) => Effect.sync(() => copies.forEach((copy) => libc.close(copy.fd)))
-    ).pipe(Effect.map((copies) => Object.fromEntries(copies.map((copy) => [copy.kind, copy.fd]))))
-  ))
+  duplicateFds("NamespaceSet.fds", set, kinds))
 
 /**
  * The namespace of `kind` in the set, as the kernel names it (`"net:[4026531840]"`) and by its
@@ -702,13 +695,7 @@ export const enter: {
  * @since 0.1.0
  * @category models
  */
-export interface MountOptions {
-  /**
-   * The mount namespace to make (or remove) the mounts in, as a set holding it: a pinned thread
-   * joins the set and mounts there. Default: this process's own mount namespace.
-   */
-  readonly mountNamespace?: NamespaceSet | undefined
-}
+export type { MountOptions } from "./internal/mount.ts"
 
 /**
  * Bind-mounts each namespace of the set onto `dir/<kind>` (gonso's `Set.Mount`), creating the

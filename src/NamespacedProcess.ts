@@ -28,12 +28,12 @@ import {
   SystemError
 } from "./NamespaceError.ts"
 // A cycle (NamespaceSet re-exports `spawn`), safe because `fds` is only called, never read at load.
-import { fds as duplicateFds, type NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import type { ExecResult } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
 import { nsenterOptions } from "./internal/nsenter.ts"
-import { isNamespaceSet, runSpec } from "./internal/set.ts"
+import { duplicateFds } from "./internal/open.ts"
+import { isNamespaceSet, type NamespaceSet, runSpec } from "./internal/set.ts"
 import type { Operations } from "./internal/protocol.ts"
 import { byteLimitProblem, commandProblem, idProblem } from "./internal/validate.ts"
 import { fromSyscall } from "./internal/wire.ts"
@@ -384,7 +384,7 @@ export const layerSpawner = (set: NamespaceSet): Layer.Layer<ChildProcessSpawner
     ChildProcessSpawner.ChildProcessSpawner,
     Effect.gen(function*() {
       const node = yield* ChildProcessSpawner.ChildProcessSpawner
-      const fds = yield* duplicateFds(set)
+      const fds = yield* duplicateFds("NamespacedProcess.layerSpawner", set)
       const joins = nsenterOptions(Object.entries(fds).map(([kind, fd]) => ({ kind: kind as Kind.NamespaceKind, fd: fd! })))
       const joinsMount = fds.mnt !== undefined
       const inside = (command: ChildProcess.Command): ChildProcess.Command => {

@@ -8,7 +8,7 @@
  *
  * @internal
  */
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { NamespaceKind } from "./kind.ts"
 
 /** A namespace kind the thread was found in, other than the one it had to be in. */
 export interface Misplaced {

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { NamespaceKind } from "./kind.ts"
 import * as libc from "./libc.ts"
 import type { WireError } from "./protocol.ts"
 

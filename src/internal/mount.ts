@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs"
 import { Effect, Predicate, Schedule, type Scope } from "effect"
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { NamespaceKind } from "./kind.ts"
 import {
   InvalidOptions,
   type InvalidKind,
@@ -17,9 +17,8 @@ import {
   type SetClosed,
   StaleNetnsName,
   type SystemError
-} from "../NamespaceError.ts"
-import type { MountOptions } from "../NamespaceSet.ts"
-import type { PinnedThreads } from "../PinnedThreads.ts"
+} from "./errors.ts"
+import type { PinnedThreads } from "./service.ts"
 import * as libc from "./libc.ts"
 import * as validate from "./validate.ts"
 import { openNoFollow, type OpenError } from "./open.ts"
@@ -27,6 +26,20 @@ import * as persist from "./persist.ts"
 import type { TaskSpec, WireError } from "./protocol.ts"
 import { attempt, type EnterError, impl, type NamespaceSet, runSpec, withMembers } from "./set.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
+
+/**
+ * Options of `mount` and the functions like it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MountOptions {
+  /**
+   * The mount namespace to make (or remove) the mounts in, as a set holding it: a pinned thread
+   * joins the set and mounts there. Default: this process's own mount namespace.
+   */
+  readonly mountNamespace?: NamespaceSet | undefined
+}
 
 /**
  * The errors of mounting, persisting and unmounting namespaces.

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { enterOrder, type NamespaceKind } from "../NamespaceKind.ts"
+import { enterOrder, type NamespaceKind } from "./kind.ts"
 
 /**
  * nsenter's options that join each namespace given by an fd of this process, in nsenter's order

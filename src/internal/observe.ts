@@ -7,7 +7,8 @@
  * @internal
  */
 import { Context, Effect, Metric, References, Tracer } from "effect"
-import type { NamespaceSet } from "./set.ts"
+import * as census from "./census.ts"
+import type { NamespaceKind } from "./kind.ts"
 import type { Member, TaskSpec } from "./protocol.ts"
 import { describe, dropClass } from "./drop.ts"
 import type { PoolEvent, ThreadPool } from "./thread/pool.ts"
@@ -86,6 +87,9 @@ const durationOf = (operation: string): Metric.Histogram<number> => {
 // ---------------------------------------------------------------------------------------------
 // Spans
 // ---------------------------------------------------------------------------------------------
+
+/** What spans need of a set: its kinds (sets are defined in `set.ts`, which uses this module). */
+type NamespaceSet = { readonly kinds: ReadonlyArray<NamespaceKind> }
 
 /** The namespace ids of a set, made once per set. */
 const idsOf = new WeakMap<object, ReadonlyArray<string>>()
@@ -218,12 +222,6 @@ export const reporter = (context: Context.Context<never>) => {
   }
 }
 
-/** Where the set gauges read from; `set.ts` fills them in when it loads (it owns the counts). */
-export const gaugeSources = {
-  setsOpen: (): number => 0,
-  initsAlive: (): number => 0
-}
-
 /**
  * Registers the gauges read at snapshot time (threads idle, busy and pending; sets open; inits
  * alive) in the registry of `context`; returns what unregisters them.
@@ -239,8 +237,8 @@ export const registerGauges = (context: Context.Context<never>, pool: ThreadPool
     gauge(threadsIdle, () => pool.counts().idle),
     gauge(threadsBusy, () => pool.counts().busy),
     gauge(threadsPending, () => pool.counts().pending),
-    gauge(setsOpen, () => gaugeSources.setsOpen()),
-    gauge(initsAlive, () => gaugeSources.initsAlive())
+    gauge(setsOpen, census.setsOpen),
+    gauge(initsAlive, census.initsAlive)
   ]
   return () => registrations.forEach((registration) => registration.remove())
 }

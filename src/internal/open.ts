@@ -6,8 +6,8 @@
  */
 import * as fs from "node:fs"
 import { Effect, type Scope } from "effect"
-import * as Kind from "../NamespaceKind.ts"
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import * as Kind from "./kind.ts"
+import type { NamespaceKind } from "./kind.ts"
 import {
   PathRefused,
   InvalidKind,
@@ -17,12 +17,13 @@ import {
   NotANamespace,
   type PermissionDenied,
   ProcessNotFound,
+  type SetClosed,
   type SystemError
-} from "../NamespaceError.ts"
+} from "./errors.ts"
 import * as libc from "./libc.ts"
 import { traced } from "./observe.ts"
 import type { Member } from "./protocol.ts"
-import { adopt, attempt, type NamespaceSet, type Parts } from "./set.ts"
+import { adopt, attempt, duplicate, type NamespaceSet, type Parts, withMembers } from "./set.ts"
 import { fromSyscall } from "./wire.ts"
 
 /**
@@ -156,3 +157,20 @@ export const withValidKinds = <A, E, R>(
 ): Effect.Effect<A, E | InvalidKind, R> =>
   Effect.flatMap(attempt<ReadonlyArray<NamespaceKind>, InvalidKind>(() => validKinds(operation, kinds)), f)
 
+/**
+ * Copies of the set's fds of `kinds` (default: all its kinds), by kind, owned by the current Scope
+ * (closed when it closes).
+ */
+export const duplicateFds = (
+  operation: string,
+  set: NamespaceSet,
+  kinds?: ReadonlyArray<NamespaceKind>
+): Effect.Effect<Partial<Record<NamespaceKind, number>>, SetClosed | InvalidKind | KindNotInSet | SystemError | PermissionDenied, Scope.Scope> =>
+  withMembers(set, operation, (members) =>
+    Effect.acquireRelease(
+      attempt<Array<Member>, InvalidKind | KindNotInSet | SystemError | PermissionDenied>(() =>
+        duplicate(operation, selectKinds(operation, set, kinds).map((kind) => members.get(kind)!))
+      ),
+      (copies) => Effect.sync(() => copies.forEach((copy) => libc.close(copy.fd)))
+    ).pipe(Effect.map((copies) => Object.fromEntries(copies.map((copy) => [copy.kind, copy.fd]))))
+  )

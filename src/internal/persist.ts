@@ -16,7 +16,7 @@
  */
 import * as fs from "node:fs"
 import { isMainThread } from "node:worker_threads"
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { NamespaceKind } from "./kind.ts"
 import * as libc from "./libc.ts"
 import { syscallError } from "./failure.ts"
 import type { Made, Mount, Unmount, WireError } from "./protocol.ts"

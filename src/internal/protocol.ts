@@ -5,11 +5,11 @@
  * of Effect (every pinned thread loads what it imports, and a thread's memory is what it loads).
  *
  * Failures cross as plain data (`WireError`: `{ _tag, ...fields }`); the main side decodes them
- * with the schemas of the error classes in `NamespaceError.ts` (see `wire.ts`).
+ * with the schemas of the error classes in `errors.ts` (see `wire.ts`).
  *
  * @internal
  */
-import type { NamespaceKind } from "../NamespaceKind.ts"
+import type { NamespaceKind } from "./kind.ts"
 import type { DropReason } from "./drop.ts"
 
 /** One namespace of a set: its fd in this process and its identity (dev+inode of the nsfs file). */
@@ -212,7 +212,7 @@ export interface Request {
   readonly drop?: boolean | undefined
 }
 
-/** A typed error as plain data: `_tag` names a class of `NamespaceError.ts`, the rest are its fields. */
+/** A typed error as plain data: `_tag` names a class of `errors.ts`, the rest are its fields. */
 export interface WireError {
   readonly _tag: string
   readonly [field: string]: unknown

@@ -7,13 +7,14 @@
 import * as fs from "node:fs"
 import { Effect, Predicate, type Scope } from "effect"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
-import * as Kind from "../NamespaceKind.ts"
-import type { NamespaceKind } from "../NamespaceKind.ts"
-import { SetClosed, UserNamespaceNotEnterable } from "../NamespaceError.ts"
-import { PinnedThreads } from "../PinnedThreads.ts"
+import * as Kind from "./kind.ts"
+import type { NamespaceKind } from "./kind.ts"
+import { SetClosed, UserNamespaceNotEnterable } from "./errors.ts"
+import { PinnedThreads } from "./service.ts"
 import * as libc from "./libc.ts"
 import { exclusiveOperations, type Member, type Response, type SetRef, type TaskSpec } from "./protocol.ts"
-import { annotateTid, gaugeSources, traceRun } from "./observe.ts"
+import * as census from "./census.ts"
+import { annotateTid, traceRun } from "./observe.ts"
 import { poolOf, type ThreadPool } from "./thread/pool.ts"
 import { specProblem } from "./validate.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
@@ -31,22 +32,6 @@ export interface NamespaceSet extends Pipeable {
   readonly kinds: ReadonlyArray<NamespaceKind>
 }
 
-/** The inits alive in this process, killed when it exits even if their sets were never closed. */
-const liveInits = new Set<Init>()
-/** Sets whose fds are open, and inits alive: read by the metrics (see `observe.ts`). */
-let openSets = 0
-gaugeSources.setsOpen = () => openSets
-gaugeSources.initsAlive = () => liveInits.size
-process.once("exit", () => {
-  for (const init of liveInits) {
-    try {
-      libc.kill(init.child.pid, libc.SIGKILL)
-    } catch {
-      // Gone already.
-    }
-  }
-})
-
 /**
  * A paused process that keeps a pid namespace usable: the first process of a new pid namespace is
  * its init, and once it exits the kernel refuses every later fork into the namespace. Shared by a
@@ -62,7 +47,7 @@ export class Init {
   private refs = 1
   constructor(child: libc.Parked) {
     this.child = child
-    liveInits.add(this)
+    census.initAlive(child)
     try {
       libc.tieToThread(child.pid)
     } catch {
@@ -75,7 +60,7 @@ export class Init {
   }
   release(): void {
     if (--this.refs > 0) return
-    liveInits.delete(this)
+    census.initGone(this.child)
     if (!libc.killAndReap(this.child)) libc.reapWhenGone(this.child)
   }
 }
@@ -106,7 +91,7 @@ export class SetImpl implements NamespaceSet {
     const byKind = new Map(members.map((member) => [member.kind, member]))
     this.kinds = Kind.enterOrder.filter((kind) => byKind.has(kind))
     this.members = new Map(this.kinds.map((kind) => [kind, byKind.get(kind)!]))
-    openSets++
+    census.setOpened()
   }
   pipe() {
     return pipeArguments(this, arguments)
@@ -156,7 +141,7 @@ export class SetImpl implements NamespaceSet {
     if (this.users === 0) this.closeFds()
   }
   private closeFds() {
-    openSets--
+    census.setClosed()
     for (const member of this.members.values()) libc.close(member.fd)
     for (const init of this.inits) init.release()
     if (this.pidfd !== undefined) libc.close(this.pidfd.fd)
@@ -250,8 +235,8 @@ export const carry = (
 }
 
 
-export type { EnterError } from "../NamespaceError.ts"
-import type { EnterError } from "../NamespaceError.ts"
+export type { EnterError } from "./errors.ts"
+import type { EnterError } from "./errors.ts"
 
 export const enterable = (operation: string, members: ReadonlyMap<NamespaceKind, Member>): Effect.Effect<ReadonlyArray<Member>, UserNamespaceNotEnterable> => {
   const user = members.get("user")

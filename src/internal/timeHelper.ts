@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"
-import { CommandNotFound, type PermissionDenied, type SystemError } from "../NamespaceError.ts"
+import { CommandNotFound, type PermissionDenied, type SystemError } from "./errors.ts"
 import * as libc from "./libc.ts"
 import { helperError } from "./failure.ts"
 import { openMember } from "./open.ts"

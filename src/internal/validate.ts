@@ -12,7 +12,7 @@
  * @internal
  */
 import { Cause, Effect, Exit, Schema } from "effect"
-import { InvalidOptions } from "../NamespaceError.ts"
+import { InvalidOptions } from "./errors.ts"
 import type { TaskSpec } from "./protocol.ts"
 
 export const describe = (value: unknown): string => {

@@ -6,8 +6,8 @@
  * @internal
  */
 import { Exit, Schema } from "effect"
-import * as Errors from "../NamespaceError.ts"
-import type { NamespaceError } from "../NamespaceError.ts"
+import * as Errors from "./errors.ts"
+import type { NamespaceError } from "./errors.ts"
 import type { WireError } from "./protocol.ts"
 import type { SyscallFailure } from "./libc.ts"
 import { syscallError, type SyscallContext } from "./failure.ts"

@@ -16,8 +16,8 @@ import {
   NetworkPermissionDenied,
   type PermissionDenied,
   type SystemError
-} from "../../NamespaceError.ts"
-import type { PinnedThreads } from "../../PinnedThreads.ts"
+} from "../errors.ts"
+import type { PinnedThreads } from "../service.ts"
 import type { NetlinkFailure, NetlinkRequest } from "../protocol.ts"
 import { adopt, attempt, carry, idString, impl, type NamespaceSet, type Parts, runSpec, withMembers } from "../set.ts"
 import { type Attr, type Encoded, ifinfomsg, message, u32 } from "./codec.ts"

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs"
 import type { Worker } from "node:worker_threads"
-import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../../NamespaceError.ts"
+import { InvalidOptions, PayloadTooLarge, ThreadFailure } from "../errors.ts"
 import * as channel from "../channel.ts"
 import { describe } from "../drop.ts"
 import * as libc from "../libc.ts"

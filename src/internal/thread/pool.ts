@@ -22,8 +22,8 @@
  */
 import * as os from "node:os"
 import { Effect, Exit, type Scope } from "effect"
-import type { PayloadTooLarge } from "../../NamespaceError.ts"
-import { ThreadFailure } from "../../NamespaceError.ts"
+import type { PayloadTooLarge } from "../errors.ts"
+import { ThreadFailure } from "../errors.ts"
 import { type DropClass, dropClass, type DropReason } from "../drop.ts"
 import type { Request, Response } from "../protocol.ts"
 import { isTypeScript, strippedSources } from "./bootstrap.ts"

@@ -19,7 +19,7 @@
  *
  * @internal
  */
-import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
+import { all, childrenFile, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../kind.ts"
 import * as libc from "../libc.ts"
 import type { DropReason, Misplaced, MovedWhen } from "../drop.ts"
 import { syscallError } from "../failure.ts"

@@ -9,7 +9,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as v8 from "node:v8"
-import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../../NamespaceKind.ts"
+import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "../kind.ts"
 import * as libc from "../libc.ts"
 import { exchange as netlink } from "../netlink/exchange.ts"
 import * as persist from "../persist.ts"
