@@ -1,6 +1,6 @@
 /**
- * What the pinned-thread core must do where today's does not: each test describes one behaviour
- * and fails on the core as of d871f8f (see the commit message for how).
+ * The pool of pinned threads: threads that die or expire, starting threads, values that cannot
+ * cross to a thread, and closing the layer.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -11,10 +11,10 @@ import { TestClock } from "effect/testing"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import { eventually, fixtures, threadExists } from "./helpers.ts"
 
-/** Runs `effect` with a pinned-thread layer of its own, torn down when it ends. */
 /** Waits `ms` of real time, whatever clock the test runs on. */
 const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
+/** Runs `effect` with a pinned-thread layer of its own, torn down when it ends. */
 const withThreads = (options: PinnedThreads.Options) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, PinnedThreads.layer(options))
 
