@@ -272,9 +272,13 @@ export const decodeRoute = (payload: Buffer): RawRoute => {
 // IP addresses
 // ---------------------------------------------------------------------------------------------
 
-/** An IPv4 or IPv6 address as text, or undefined when it is not one (no names, no zone ids). */
+/**
+ * An IPv4 or IPv6 address as text, or undefined when it is not one (no names, no zone ids). As
+ * `inet_pton`, an IPv4 part has no leading zero: `010.0.0.1` is refused, not read as 10.0.0.1
+ * (which `inet_aton` would read as 8.0.0.1).
+ */
 export const parseIp = (text: string): Buffer | undefined => {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) {
+  if (/^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/.test(text)) {
     const bytes = text.split(".").map(Number)
     return bytes.every((byte) => byte <= 255) ? Buffer.from(bytes) : undefined
   }
