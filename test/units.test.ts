@@ -10,6 +10,8 @@ import * as C from "../src/internal/netlink/constants.ts"
 import { attr, formatIp, i32, message, networkOf, parseAttrs, parseCidr, parseIp, parseMessages, str, u32 } from "../src/internal/netlink/codec.ts"
 import { cStringProblem, specProblem, unshareOptionsProblem } from "../src/internal/validate.ts"
 import { describe as describeDrop, dropClass, type DropReason } from "../src/internal/drop.ts"
+import { helperError, syscallError } from "../src/internal/failure.ts"
+import { SyscallFailure } from "../src/internal/libc.ts"
 
 /** A deterministic stream of bytes (xorshift32), so that a failure can be run again. */
 const bytes = (seed: number) => {
@@ -145,6 +147,20 @@ describe("checks of caller input", () => {
     assert.match(unshareOptionsProblem({ propagation: "shared" })!.reason, /propagation/)
     assert.match(unshareOptionsProblem({ timeOffsets: { boot: 1 } })!.reason, /boot/)
     assert.match(unshareOptionsProblem({ isolate: true })!.reason, /isolate/)
+  })
+})
+
+describe("failed calls as errors", () => {
+  it("EPERM and EACCES are PermissionDenied, every other errno SystemError, from libc, from Node and from a helper's message", () => {
+    for (const [code, tag] of [[1, "PermissionDenied"], [13, "PermissionDenied"], [22, "SystemError"], [24, "SystemError"]] as const) {
+      const failure = new SyscallFailure("setns", code)
+      assert.deepInclude(syscallError("NamespaceSet.run", failure, { kind: "net" }), { _tag: tag, call: "setns", errno: failure.errno, code, kind: "net" })
+      const node = Object.assign(new Error("x"), { code: failure.errno, errno: -code, syscall: "open" })
+      assert.deepInclude(syscallError("Task.readFile", node), { _tag: tag, call: "open", errno: failure.errno, code })
+    }
+    const helper = helperError("NamespaceSet.unshare", "unshare(1)", "unshare: unshare failed: Operation not permitted\n", { code: 1, signal: null })
+    assert.deepInclude(helper, { _tag: "PermissionDenied", errno: "EPERM", code: 1 })
+    assert.throws(() => syscallError("x", new Error("not a failed call")))
   })
 })
 

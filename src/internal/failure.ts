@@ -18,6 +18,22 @@ export interface SyscallContext {
 }
 
 /**
+ * The errnos that mean the caller lacks a privilege: a failure with one of them is
+ * `PermissionDenied` (for rtnetlink, `NetworkPermissionDenied`), any other `SystemError`. The one
+ * place this is decided.
+ */
+export const isPermissionErrno = (errno: string): boolean => errno === "EPERM" || errno === "EACCES"
+
+/** The tag of a failed call's error, by its errno. */
+const tagOf = (errno: string): "PermissionDenied" | "SystemError" => isPermissionErrno(errno) ? "PermissionDenied" : "SystemError"
+
+/**
+ * The errnos with which starting a command (`posix_spawnp`, `execvp`) says there is no such
+ * command it may run: `CommandNotFound`.
+ */
+export const isCommandNotFoundErrno = (errno: string): boolean => errno === "ENOENT" || errno === "EACCES" || errno === "ENOTDIR"
+
+/**
  * A helper program (util-linux `unshare`, say) that failed, as `PermissionDenied` or `SystemError`
  * data: the errno is the one whose text it printed, if any (no errno is invented), and `detail`
  * carries what it printed and how it ended.
@@ -34,7 +50,7 @@ export const helperError = (
   const how = ending.signal !== null ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`
   const said = stderr.trim()
   return {
-    _tag: errno === "EPERM" || errno === "EACCES" ? "PermissionDenied" : "SystemError",
+    _tag: tagOf(errno),
     operation,
     call,
     errno,
@@ -55,7 +71,7 @@ export const syscallError = (
 ): WireError => {
   if (error instanceof libc.SyscallFailure) {
     return {
-      _tag: error.errno === "EPERM" || error.errno === "EACCES" ? "PermissionDenied" : "SystemError",
+      _tag: tagOf(error.errno),
       operation,
       call: error.call,
       errno: error.errno,
@@ -66,7 +82,7 @@ export const syscallError = (
   const nodeError = error as NodeJS.ErrnoException
   if (typeof nodeError?.code === "string" && typeof nodeError.errno === "number") {
     return {
-      _tag: nodeError.code === "EPERM" || nodeError.code === "EACCES" ? "PermissionDenied" : "SystemError",
+      _tag: tagOf(nodeError.code),
       operation,
       call: nodeError.syscall ?? "unknown",
       errno: nodeError.code,

@@ -16,7 +16,7 @@ import * as fs from "node:fs"
 import { Effect } from "effect"
 import { CommandNotFound, type PermissionDenied, type SystemError } from "./errors.ts"
 import * as libc from "./libc.ts"
-import { helperError } from "./failure.ts"
+import { helperError, isCommandNotFoundErrno } from "./failure.ts"
 import { openMember } from "./open.ts"
 import type { Member } from "./protocol.ts"
 import { fromSyscall, fromWire } from "./wire.ts"
@@ -108,7 +108,7 @@ export const timeNamespaceWithOffsets = (
         try: () => libc.spawn({ file: "unshare", argv, env: libc.environment(process.env), stdio: [devNull, devNull, stderr.write!] }),
         catch: (error) => {
           if (!(error instanceof libc.SyscallFailure)) throw error
-          return error.errno === "ENOENT" || error.errno === "EACCES"
+          return isCommandNotFoundErrno(error.errno)
             ? new CommandNotFound({ command: "unshare", errno: error.errno })
             : fromSyscall(error, operation)
         }

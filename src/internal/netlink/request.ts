@@ -18,6 +18,7 @@ import {
   type SystemError
 } from "../errors.ts"
 import type { PinnedThreads } from "../service.ts"
+import { isPermissionErrno } from "../failure.ts"
 import type { NetlinkFailure, NetlinkRequest } from "../protocol.ts"
 import { adopt, attempt, carry, idString, impl, type NamespaceSet, type Parts, runSpec, withMembers } from "../set.ts"
 import { type Attr, type Encoded, ifinfomsg, message, u32 } from "./codec.ts"
@@ -61,7 +62,7 @@ const errorOf = (operation: string, netns: string, item: Item | undefined, failu
   }
   if (failure.errno === "ENODEV" && link !== undefined) return new LinkNotFound(fields)
   if (failure.errno === "EEXIST" && item?.creates === true) return new LinkExists(fields)
-  if (failure.errno === "EPERM" || failure.errno === "EACCES") return new NetworkPermissionDenied(fields)
+  if (isPermissionErrno(failure.errno)) return new NetworkPermissionDenied(fields)
   return new NetlinkError(fields)
 }
 

@@ -13,7 +13,7 @@ import { all, cloneFlag, enterOrder, type NamespaceKind, toCloneFlags } from "..
 import * as libc from "../libc.ts"
 import { exchange as netlink } from "../netlink/exchange.ts"
 import * as persist from "../persist.ts"
-import { syscallError } from "../failure.ts"
+import { isCommandNotFoundErrno, syscallError } from "../failure.ts"
 import { nsenterOptions } from "../nsenter.ts"
 import type { IdMapping, Member, Notice, Operation, Operations, WireError } from "../protocol.ts"
 import { port } from "./started.ts"
@@ -266,7 +266,7 @@ const spawn = (args: Operations["spawn"]["args"]): number => {
     const start = () => libc.spawn({ file: line.file, argv: [line.file, ...line.argv], env: args.env, stdio: args.stdio, cwd: line.cwd })
     return line.insideMount ? state.atBaselineMount(start) : start()
   } catch (error) {
-    if (error instanceof libc.SyscallFailure && (error.errno === "ENOENT" || error.errno === "EACCES" || error.errno === "ENOTDIR")) {
+    if (error instanceof libc.SyscallFailure && isCommandNotFoundErrno(error.errno)) {
       // posix_spawn reports a working directory it could not enter with the same errno as a
       // missing command: look at the directory (from where the child would have started) to say which.
       if (args.cwd !== undefined && line.cwd !== undefined && !line.insideMount) {
