@@ -49,7 +49,7 @@ import {
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { Member, TaskSpec } from "./internal/protocol.ts"
+import type { IdMapping, Member, TaskSpec } from "./internal/protocol.ts"
 import * as Mount from "./internal/mount.ts"
 import type { MountError, MountOptions } from "./internal/mount.ts"
 import { duplicateFds, open, openMember, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
@@ -879,18 +879,7 @@ export const fromNetnsName = (name: string): Effect.Effect<NamespaceSet, OpenErr
 // Making namespaces
 // ---------------------------------------------------------------------------------------------
 
-/**
- * One line of a uid or gid map (gonso's `IDMap`): ids `containerId .. containerId + size - 1` in
- * the new user namespace are ids `hostId ..` in its parent.
- *
- * @since 0.1.0
- * @category models
- */
-export interface IdMapping {
-  readonly containerId: number
-  readonly hostId: number
-  readonly size: number
-}
+export type { IdMapping } from "./internal/protocol.ts"
 
 /**
  * Options of {@link unshare}.

@@ -17,6 +17,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { createRequire } from "node:module"
+import type * as protocol from "./protocol.ts"
 
 const require = createRequire(import.meta.url)
 
@@ -312,7 +313,7 @@ export const trimHeap = (): void => {
   }
 }
 
-export type Propagation = "private" | "slave"
+export type Propagation = Exclude<protocol.Propagation, "unchanged">
 
 /** Recursively change the propagation of every mount under `/` of the calling thread's mount namespace. */
 export const setRootPropagation = (propagation: Propagation): void => {

@@ -25,7 +25,13 @@ export interface Identity {
   readonly ino: number
 }
 
-/** A user-namespace id mapping, as written to `uid_map`/`gid_map`. */
+/**
+ * One line of a uid or gid map (gonso's `IDMap`): ids `containerId .. containerId + size - 1` in
+ * the new user namespace are ids `hostId ..` in its parent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface IdMapping {
   readonly containerId: number
   readonly hostId: number
