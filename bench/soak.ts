@@ -15,13 +15,14 @@
  * It runs as root, in a private mount namespace of its own (it re-executes itself under
  * `unshare --mount --propagation private`), so that no mount it makes can reach the host.
  */
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import { createRequire } from "node:module"
 import * as http from "node:http"
 import * as net from "node:net"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+// First: the outer run re-executes this one in a private mount namespace, and ends there.
+import { FIBERS, PREFIX, SECONDS, SEED } from "./soak/options.ts"
 import {
   NamespacedHttpClient,
   NamespacedHttpServer,
@@ -33,182 +34,25 @@ import {
   Task
 } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
-
-// ---------------------------------------------------------------------------------------------
-// Options, and a private mount namespace
-// ---------------------------------------------------------------------------------------------
-
-const option = (name: string, env: string, fallback: number): number => {
-  const at = process.argv.indexOf(`--${name}`)
-  const inline = process.argv.find((arg) => arg.startsWith(`--${name}=`))
-  const raw = inline?.slice(name.length + 3) ?? (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env]
-  const value = raw === undefined ? fallback : Number(raw)
-  if (!Number.isFinite(value) || value <= 0) {
-    console.error(`soak: --${name} must be a positive number, not ${raw}`)
-    process.exit(2)
-  }
-  return value
-}
-
-const SECONDS = option("seconds", "GONSO_SOAK_SECONDS", 120)
-const FIBERS = Math.max(64, Math.floor(option("fibers", "GONSO_SOAK_FIBERS", 64)))
-const SEED = Math.floor(option("seed", "GONSO_SOAK_SEED", (Date.now() % 1_000_000) + 1))
-const PREFIX = "gonso-soak-"
-
-if (process.getuid?.() !== 0) {
-  console.error("soak: run as root (namespaces need CAP_SYS_ADMIN)")
-  process.exit(2)
-}
-
-if (process.env.GONSO_SOAK_INNER !== "1") {
-  // Re-run in a private mount namespace; afterwards remove any name the inner run left behind
-  // in /run/netns (its mounts died with its namespace, the empty files did not).
-  const child = spawnSync("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: "inherit",
-    env: { ...process.env, GONSO_SOAK_INNER: "1" }
-  })
-  let left: Array<string> = []
-  try {
-    left = fs.readdirSync("/run/netns").filter((name) => name.startsWith(PREFIX))
-  } catch {
-    // No /run/netns.
-  }
-  for (const name of left) fs.rmSync(`/run/netns/${name}`, { force: true })
-  // unshare execs the inner run, so its pid is the inner run's: its scratch directory, if a crash left it.
-  if (child.pid !== undefined) fs.rmSync(`/dev/shm/${PREFIX}${child.pid}`, { recursive: true, force: true })
-  if (left.length > 0) console.error(`soak: removed ${left.length} /run/netns names left behind`)
-  if (child.error !== undefined) console.error(`soak: ${child.error.message}`)
-  process.exit(child.status ?? 1)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Randomness (seeded, though fiber scheduling makes no two runs alike)
-// ---------------------------------------------------------------------------------------------
-
-let seed = SEED >>> 0
-const random = () => {
-  seed = (seed + 0x6d2b79f5) >>> 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-const randomInt = (from: number, to: number) => from + Math.floor(random() * (to - from + 1))
-const pickOne = <A>(items: ReadonlyArray<A>): A => items[Math.floor(random() * items.length)]!
-
-// ---------------------------------------------------------------------------------------------
-// The kernel's view of this process
-// ---------------------------------------------------------------------------------------------
-
-const PID = process.pid
-const allKinds: ReadonlyArray<NamespaceKind> = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
-const nsFiles = ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"]
-const childrenFile: Record<NamespaceKind, string> = {
-  cgroup: "cgroup", ipc: "ipc", mnt: "mnt", net: "net", pid: "pid_for_children", time: "time_for_children", user: "user", uts: "uts"
-}
-
-const devIno = (path: string) => {
-  const stats = fs.statSync(path)
-  return `${stats.dev}:${stats.ino}`
-}
-/** Every namespace file of thread `tid`, as dev:ino. */
-const threadNs = (tid: string | number) => Object.fromEntries(nsFiles.map((file) => [file, devIno(`/proc/self/task/${tid}/ns/${file}`)]))
-const hostThread = threadNs(PID)
-/** The main thread's namespace of each kind (for pid and time: its children's), as dev:ino. */
-const host = Object.fromEntries(allKinds.map((kind) => [kind, hostThread[childrenFile[kind]]!])) as Record<NamespaceKind, string>
-
-const tids = () => fs.readdirSync("/proc/self/task")
-const comm = (tid: string) => {
-  try {
-    return fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim()
-  } catch {
-    return ""
-  }
-}
-const fdLinks = () =>
-  fs.readdirSync("/proc/self/fd").flatMap((fd) => {
-    try {
-      return [`${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`]
-    } catch {
-      return []
-    }
-  })
-/** Processes whose parent is this process (any of its threads), with their state. */
-const ownChildren = () =>
-  fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((pid) => {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return Number(fields[1]) === PID ? [{ pid: Number(pid), state: fields[0]!, name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) }] : []
-    } catch {
-      return []
-    }
-  })
-const mountLines = () => fs.readFileSync("/proc/self/mountinfo", "utf8").trim().split("\n").map((line) => line.split(" ").slice(3, 5).join(" ") + " " + line.split(" - ")[1])
-const netnsNames = () => {
-  try {
-    return fs.readdirSync("/run/netns").sort()
-  } catch {
-    return []
-  }
-}
-const hostVeths = () => {
-  try {
-    return execFileSync("ip", ["-o", "link", "show", "type", "veth"], { encoding: "utf8" }).trim().split("\n").filter(Boolean)
-      .map((line) => line.split(":")[1]!.trim().split("@")[0]!).sort()
-  } catch {
-    return ["<ip failed>"]
-  }
-}
-/** Network namespaces this process keeps alive: through fds, threads, children, or mounts in its mount namespace. */
-const heldNetNamespaces = () => {
-  const held = new Set<string>()
-  for (const line of fdLinks()) if (line.includes("net:[")) held.add(line.split(" -> ")[1]!)
-  for (const tid of tids()) {
-    try {
-      held.add(fs.readlinkSync(`/proc/self/task/${tid}/ns/net`))
-    } catch {
-      // Gone.
-    }
-  }
-  for (const child of ownChildren()) {
-    try {
-      held.add(fs.readlinkSync(`/proc/${child.pid}/ns/net`))
-    } catch {
-      // Gone, or a zombie.
-    }
-  }
-  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const match = /net:\[(\d+)\]/.exec(line)
-    if (match !== null) held.add(`net:[${match[1]}]`)
-  }
-  return [...held].sort()
-}
-const slabNetNamespaces = () => {
-  try {
-    const line = fs.readFileSync("/proc/slabinfo", "utf8").split("\n").find((l) => l.startsWith("net_namespace "))
-    return line === undefined ? undefined : Number(line.split(/\s+/)[1])
-  } catch {
-    return undefined
-  }
-}
-
-/** The fd limit, through prlimit(2) on ourselves (koffi, so that restoring it needs no new fd). */
-const require = createRequire(import.meta.url)
-const koffi = require("koffi") as typeof import("koffi")
-const libcSo = koffi.load("libc.so.6")
-const Rlimit = koffi.struct("gonso_soak_rlimit", { cur: "uint64", max: "uint64" })
-const prlimitCall = libcSo.func("int prlimit(int pid, int resource, const gonso_soak_rlimit *newLimit, _Out_ gonso_soak_rlimit *oldLimit)")
-void Rlimit
-const RLIMIT_NOFILE = 7
-const getNofile = (): { cur: number | bigint; max: number | bigint } => {
-  const old = { cur: 0, max: 0 }
-  if (prlimitCall(0, RLIMIT_NOFILE, null, old) !== 0) throw new Error("prlimit failed")
-  return old
-}
-const setNofile = (limit: { cur: number | bigint; max: number | bigint }) => {
-  if (prlimitCall(0, RLIMIT_NOFILE, limit, null) !== 0) throw new Error("prlimit failed")
-}
+import { all as allKinds } from "../src/internal/kind.ts"
+import {
+  comm,
+  fdLinks,
+  heldNetNamespaces,
+  host,
+  hostThread,
+  hostVeths,
+  mountLines,
+  netnsNames,
+  nsFiles,
+  ownChildren,
+  PID,
+  slabNetNamespaces,
+  threadNs,
+  tids
+} from "./soak/census.ts"
+import { getNofile, setNofile } from "./soak/fdlimit.ts"
+import { pickOne, random, randomInt } from "./soak/random.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The account

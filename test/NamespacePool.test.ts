@@ -1,11 +1,11 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Scope } from "effect"
 import { NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
+import { allChildren, eventually, foreignNamespaceFds, mainId, withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespacePool and time offsets", (it) => {
+withThreads({ min: 1, max: 2 })("NamespacePool and time offsets", (it) => {
   describe("NamespacePool", () => {
     it.effect("sets come out fresh, each after afterCreate ran inside it", () =>
       Effect.gen(function*() {

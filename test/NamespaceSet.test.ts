@@ -2,12 +2,12 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, expect, layer } from "@effect/vitest"
+import { assert, describe, expect } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { fixtures, mainId, mainNamespace, onHost } from "./helpers.ts"
+import { fixtures, mainId, mainNamespace, onHost, withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespaceSet", (it) => {
+withThreads({ min: 1, max: 2 })("NamespaceSet", (it) => {
   describe("unshare", () => {
     it.effect("a new net namespace holds only lo, the host's links are unchanged, the ids differ", () =>
       Effect.gen(function*() {

@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { assert, describe, it as plainIt, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { NamespacedSocket, NamespaceSet, Network, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, onHost, openFdCount, readToEnd } from "./helpers.ts"
+import { eventually, inLayer, onHost, openFdCount, readToEnd, withThreads } from "./helpers.ts"
 
 /** `ip ARGS` inside the set, its JSON output parsed. */
 const ipJson = (set: NamespaceSet.NamespaceSet, ...args: Array<string>) =>
@@ -36,7 +36,7 @@ const apiLinks = (set: NamespaceSet.NamespaceSet) =>
       addresses: addresses.map(({ tentative: _, ...address }) => address)
     })))
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("Network", (it) => {
+withThreads({ min: 1, max: 2 })("Network", (it) => {
   describe("reading", () => {
     it.effect("links() reports what ip -j -d addr prints: lo, veths, a bridge with a port, addresses of both families", () =>
       Effect.gen(function*() {
@@ -363,7 +363,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
 // "Each test gets its own network": the recipe of docs/network.md.
 const ownNetwork = <A, E, R>(test: Effect.Effect<A, E, R>) => Effect.provide(test, Network.isolated())
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("Network.isolated", (it) => {
+withThreads({ min: 1, max: 2 })("Network.isolated", (it) => {
   const seen: Array<string> = []
   for (const n of [1, 2]) {
     it.effect(`test ${n} gets a network of its own, lo up`, () =>
@@ -385,7 +385,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
 })
 
 // A block of tests sharing one: `layer(...)` builds the Layer once.
-layer(Layer.provideMerge(Network.isolated(), PinnedThreads.layer({ min: 1, max: 2 })), { excludeTestServices: true })(
+inLayer(Layer.provideMerge(Network.isolated(), PinnedThreads.layer({ min: 1, max: 2 })))(
   "Network.isolated shared by a block",
   (it) => {
     it.effect("the set is a new network namespace, not the host's", () =>

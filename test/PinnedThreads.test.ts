@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually, fixtures, idleAgain as idleAgainIn, mainNamespace, openFdCount, threadCount, threadExists } from "./helpers.ts"
+import { allChildren, eventually, fixtures, idleAgain as idleAgainIn, mainNamespace, openFdCount, threadCount, threadExists, withThreads } from "./helpers.ts"
 
 // One thread at most, so that "the next run reuses the same thread" is observable.
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("PinnedThreads", (it) => {
+withThreads({ min: 1, max: 1 })("PinnedThreads", (it) => {
   /** The thread's namespaces, seen from a run that enters nothing. */
   const bare = Effect.flatMap(NamespaceSet.current([]), (empty) => NamespaceSet.run(empty, Task.identify))
 

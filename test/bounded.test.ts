@@ -2,10 +2,10 @@ import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually } from "./helpers.ts"
+import { eventually, withThreads } from "./helpers.ts"
 
 const MiB = 1024 * 1024
 
@@ -17,7 +17,7 @@ const inTempDir = <A, E, R>(f: (dir: string) => Effect.Effect<A, E, R>) =>
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("reads and output are bounded", (it) => {
+withThreads({ min: 1, max: 1 })("reads and output are bounded", (it) => {
   describe("Task.readFile", () => {
     it.effect("reads at most maxBytes (default 16 MiB); more is OutputTooLarge with the path and the limit", () =>
       inTempDir((dir) =>

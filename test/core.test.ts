@@ -5,10 +5,10 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, it, layer } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually, fixtures, foreignNamespaceFds, mainTask } from "./helpers.ts"
+import { allChildren, eventually, fixtures, foreignNamespaceFds, mainTask, withThreads } from "./helpers.ts"
 
 const kinds = ["net", "uts", "ipc"] as const
 
@@ -31,7 +31,7 @@ const threadLinks = (kind: string) =>
     }
   })
 
-layer(PinnedThreads.layer({ min: 1, max: 4 }), { excludeTestServices: true })("pinned-thread core", (it) => {
+withThreads({ min: 1, max: 4 })("pinned-thread core", (it) => {
   describe("batching", () => {
     it.effect("256 concurrent runs over four sets each answer from inside their own set", () =>
       Effect.gen(function*() {

@@ -4,11 +4,12 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespacedProcess, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("data-last forms", (it) => {
+withThreads({ min: 1, max: 2 })("data-last forms", (it) => {
   describe("NamespaceSet", () => {
     it.effect("id, identity, equals, fds, owner", () =>
       Effect.gen(function*() {

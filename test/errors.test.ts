@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
-import { eventually, mainNamespace } from "./helpers.ts"
+import { eventually, mainNamespace, withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("bad input", (it) => {
+withThreads({ min: 1, max: 1 })("bad input", (it) => {
   describe("typed errors carry what caused them", () => {
     it.effect("an unknown kind is InvalidKind, naming the kind", () =>
       Effect.gen(function*() {

@@ -1,11 +1,12 @@
 /**
  * Task.exec's failures say what failed: a missing command, or a working directory that is not there.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("Task.exec failures", (it) => {
+withThreads({ min: 1, max: 1 })("Task.exec failures", (it) => {
   describe("what failed", () => {
     it.effect("a missing working directory is a SystemError of chdir naming it; a missing command is CommandNotFound", () =>
       Effect.gen(function*() {

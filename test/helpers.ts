@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import type * as net from "node:net"
-import { Effect } from "effect"
+import { assert, layer } from "@effect/vitest"
+import { Effect, type Layer } from "effect"
 import { PinnedThreads } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
 
@@ -80,4 +81,28 @@ export const idleAgain = (threads = 1) =>
       yield* Effect.sleep("20 millis")
     }
     return yield* Effect.die(new Error("the pool did not settle"))
+  })
+
+/**
+ * The tests of `name`, run by `f` with the layer built once for them all, on the real clock (no
+ * TestClock: the threads and the kernel keep real time).
+ */
+export const inLayer = <ROut, E>(built: Layer.Layer<ROut, E>) => layer(built, { excludeTestServices: true })
+
+/** {@link inLayer} with a `PinnedThreads` layer of `options`. */
+export const withThreads = (options: PinnedThreads.Options) => inLayer(PinnedThreads.layer(options))
+
+/** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
+export const assertInvalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(effect)
+    assert.isTrue(exit._tag === "Failure", `${operation} ${field}: succeeded`)
+    if (exit._tag !== "Failure") return
+    const error = exit.cause.reasons.map((reason) => "error" in reason ? reason.error : "defect" in reason ? reason.defect : reason)[0] as {
+      _tag?: string
+      operation?: string
+      reason?: string
+    }
+    assert.deepStrictEqual({ tag: error?._tag, operation: error?.operation }, { tag: "InvalidOptions", operation }, `${field}: ${String(error)}`)
+    assert.include(error.reason, field)
   })

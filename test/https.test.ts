@@ -5,10 +5,11 @@ import * as https from "node:https"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { HttpClient } from "effect/http"
 import { NamespacedHttpClient, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { withThreads } from "./helpers.ts"
 
 /** A self-signed certificate for 127.0.0.1, made for this run. */
 const selfSigned = Effect.acquireUseRelease(
@@ -39,7 +40,7 @@ const hostListener = Effect.acquireRelease(
   ({ server }) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
 )
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("traffic stays in the namespace", (it) => {
+withThreads({ min: 1, max: 2 })("traffic stays in the namespace", (it) => {
   describe("HTTPS", () => {
     it.effect("an HTTPS server inside the set answers through the layer and the agent; the host's listener on the same port sees nothing", () =>
       Effect.gen(function*() {

@@ -1,7 +1,8 @@
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { withThreads } from "./helpers.ts"
 
 /**
  * A set with a /proc of its own: new pid and mount namespaces, a fresh proc mounted over /proc
@@ -14,7 +15,7 @@ const withFreshProc = Effect.gen(function*() {
   return set
 })
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("what a task sees inside", (it) => {
+withThreads({ min: 1, max: 2 })("what a task sees inside", (it) => {
   describe("a set whose /proc is its own", () => {
     it.effect("unshare of a time namespace works: the thread looks nothing up through the set's /proc", () =>
       Effect.gen(function*() {

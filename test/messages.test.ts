@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as util from "node:util"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceError, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually } from "./helpers.ts"
+import { allChildren, eventually, withThreads } from "./helpers.ts"
 
 /** Whether this process has CAP_SYS_ADMIN (bit 21 of its effective capabilities). */
 const hasSysAdmin = () => {
@@ -12,7 +12,7 @@ const hasSysAdmin = () => {
   return (BigInt(`0x${effective}`) & (1n << 21n)) !== 0n
 }
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("messages are shown and true", (it) => {
+withThreads({ min: 1, max: 1 })("messages are shown and true", (it) => {
   describe("logging an error shows its message", () => {
     it.effect("util.inspect (console.error) of errors made here and of errors that came from a thread", () =>
       Effect.gen(function*() {

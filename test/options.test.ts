@@ -3,27 +3,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { assert, describe, it as plain, layer } from "@effect/vitest"
+import { assert, describe, it as plain } from "@effect/vitest"
 import { Cause, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import type { InvalidOptions } from "../src/NamespaceError.ts"
 import { NamespacedSocket, NamespacePool, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually } from "./helpers.ts"
+import { assertInvalid, eventually, withThreads } from "./helpers.ts"
 
-/** The failure of `effect`: InvalidOptions for `operation`, its reason naming `field`. */
-const invalid = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
-  Effect.gen(function*() {
-    const exit = yield* Effect.exit(effect)
-    assert.isTrue(exit._tag === "Failure", `${operation} ${field}: succeeded`)
-    if (exit._tag !== "Failure") return
-    const error = exit.cause.reasons.map((reason) => "error" in reason ? reason.error : "defect" in reason ? reason.defect : reason)[0] as {
-      _tag?: string
-      operation?: string
-      reason?: string
-    }
-    assert.deepStrictEqual({ tag: error?._tag, operation: error?.operation }, { tag: "InvalidOptions", operation }, `${field}: ${String(error)}`)
-    assert.include(error.reason, field)
-  })
 
 const build = (options: PinnedThreads.Options) => Effect.scoped(Layer.build(PinnedThreads.layer(options)))
 
@@ -31,21 +17,21 @@ describe("options are validated", () => {
   plain.effect("PinnedThreads.layer: min, max (a whole number up to 256) and idleTimeToLive", () =>
     Effect.gen(function*() {
       const operation = "PinnedThreads.layer"
-      yield* invalid(build({ min: Number.NaN }), operation, "min")
-      yield* invalid(build({ min: -1 }), operation, "min")
-      yield* invalid(build({ min: 0, max: 2.5 }), operation, "max")
-      yield* invalid(build({ min: 0, max: 0 }), operation, "max")
-      yield* invalid(build({ min: 0, max: 100_000 }), operation, "max")
-      yield* invalid(build({ min: 3, max: 2 }), operation, "min")
-      yield* invalid(build({ min: 0, idleTimeToLive: "bogus" as never }), operation, "idleTimeToLive")
-      yield* invalid(build({ min: 0, idleTimeToLive: -5 }), operation, "idleTimeToLive")
-      yield* invalid(build({ min: 0, threads: 3 } as never), operation, "threads")
-      yield* invalid(build({ min: 0, startTimeout: 0 }), operation, "startTimeout")
-      yield* invalid(build({ min: 0, startTimeout: "30 days" }), operation, "startTimeout")
-      yield* invalid(build({ min: 0, startTimeout: "soon" as never }), operation, "startTimeout")
+      yield* assertInvalid(build({ min: Number.NaN }), operation, "min")
+      yield* assertInvalid(build({ min: -1 }), operation, "min")
+      yield* assertInvalid(build({ min: 0, max: 2.5 }), operation, "max")
+      yield* assertInvalid(build({ min: 0, max: 0 }), operation, "max")
+      yield* assertInvalid(build({ min: 0, max: 100_000 }), operation, "max")
+      yield* assertInvalid(build({ min: 3, max: 2 }), operation, "min")
+      yield* assertInvalid(build({ min: 0, idleTimeToLive: "bogus" as never }), operation, "idleTimeToLive")
+      yield* assertInvalid(build({ min: 0, idleTimeToLive: -5 }), operation, "idleTimeToLive")
+      yield* assertInvalid(build({ min: 0, threads: 3 } as never), operation, "threads")
+      yield* assertInvalid(build({ min: 0, startTimeout: 0 }), operation, "startTimeout")
+      yield* assertInvalid(build({ min: 0, startTimeout: "30 days" }), operation, "startTimeout")
+      yield* assertInvalid(build({ min: 0, startTimeout: "soon" as never }), operation, "startTimeout")
       // An object that is no duration (one that cannot even be turned into a string) is refused too.
-      yield* invalid(build({ min: 0, startTimeout: Object.create(null) }), operation, "startTimeout")
-      yield* invalid(build({ min: 0, idleTimeToLive: { seconds: -1, toString: null } as never }), operation, "idleTimeToLive")
+      yield* assertInvalid(build({ min: 0, startTimeout: Object.create(null) }), operation, "startTimeout")
+      yield* assertInvalid(build({ min: 0, idleTimeToLive: { seconds: -1, toString: null } as never }), operation, "idleTimeToLive")
       // Fitting options build.
       yield* build({ min: 0, max: 256, idleTimeToLive: "1 second" })
       yield* build({ min: 0 })
@@ -70,7 +56,7 @@ describe("options are validated", () => {
           null
         ]
       ) {
-        yield* invalid(build({ min: 0, workerUrl: workerUrl as never }), operation, "workerUrl")
+        yield* assertInvalid(build({ min: 0, workerUrl: workerUrl as never }), operation, "workerUrl")
       }
       // Well formed, but no worker there: refused when the layer is built, naming the file and
       // the bundling docs (it used to fail every run with "Cannot find module").
@@ -80,13 +66,13 @@ describe("options are validated", () => {
       assert.strictEqual(error?._tag, "InvalidOptions")
       assert.include(error?.reason, missing)
       assert.include(error?.reason, "docs/bundling.md")
-      yield* invalid(build({ min: 0, workerUrl: "/tmp" }), operation, "not a regular file")
-      yield* invalid(build({ min: 0, workerUrl: "/dev/zero" }), operation, "not a regular file")
+      yield* assertInvalid(build({ min: 0, workerUrl: "/tmp" }), operation, "not a regular file")
+      yield* assertInvalid(build({ min: 0, workerUrl: "/dev/zero" }), operation, "not a regular file")
       // A FIFO with no writer: looked at without waiting for one (opening it to read would).
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gonso-fifo-"))
       try {
         execFileSync("mkfifo", [path.join(dir, "worker.js")])
-        yield* invalid(build({ min: 0, workerUrl: path.join(dir, "worker.js") }), operation, "not a regular file")
+        yield* assertInvalid(build({ min: 0, workerUrl: path.join(dir, "worker.js") }), operation, "not a regular file")
       } finally {
         fs.rmSync(dir, { recursive: true, force: true })
       }
@@ -124,14 +110,14 @@ describe("options are validated", () => {
     }))
 })
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("options of sets and pools", (it) => {
+withThreads({ min: 1, max: 1 })("options of sets and pools", (it) => {
   it.effect("NamespacePool.make: size a whole number from 1 (NaN made take hang); its unshare options checked up front", () =>
     Effect.gen(function*() {
       const operation = "NamespacePool.make"
       for (const size of [Number.NaN, 0, 2.5, 1e9]) {
-        yield* invalid(Effect.scoped(NamespacePool.make({ kinds: ["net"], size })), operation, "size")
+        yield* assertInvalid(Effect.scoped(NamespacePool.make({ kinds: ["net"], size })), operation, "size")
       }
-      yield* invalid(
+      yield* assertInvalid(
         Effect.scoped(NamespacePool.make({ kinds: ["mnt"], size: 1, unshare: { propagation: "shared" as never } })),
         "NamespaceSet.unshare",
         "propagation"
@@ -142,11 +128,11 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("o
     Effect.gen(function*() {
       const operation = "NamespaceSet.unshare"
       // Became "slave", silently.
-      yield* invalid(NamespaceSet.unshareCurrent(["mnt"], { propagation: "shared" as never }), operation, "propagation")
+      yield* assertInvalid(NamespaceSet.unshareCurrent(["mnt"], { propagation: "shared" as never }), operation, "propagation")
       // An unknown clock was ignored.
-      yield* invalid(NamespaceSet.unshareCurrent(["time"], { timeOffsets: { monotonic: 5, boot: 3 } as never }), operation, "boot")
-      yield* invalid(NamespaceSet.unshareCurrent(["user"], { setgroups: "maybe" as never }), operation, "setgroups")
-      yield* invalid(NamespaceSet.unshareCurrent(["net"], { isolate: true } as never), operation, "isolate")
+      yield* assertInvalid(NamespaceSet.unshareCurrent(["time"], { timeOffsets: { monotonic: 5, boot: 3 } as never }), operation, "boot")
+      yield* assertInvalid(NamespaceSet.unshareCurrent(["user"], { setgroups: "maybe" as never }), operation, "setgroups")
+      yield* assertInvalid(NamespaceSet.unshareCurrent(["net"], { isolate: true } as never), operation, "isolate")
       // What fits still works.
       yield* NamespaceSet.unshareCurrent(["mnt"], { propagation: "slave" })
     }))
@@ -155,12 +141,12 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("o
     Effect.gen(function*() {
       const set = yield* NamespaceSet.current(["uts"])
       for (const [uid, field] of [[Number.NaN, "uid"], [-1, "uid"], [1.5, "uid"], [2 ** 32, "uid"]] as const) {
-        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid, gid: 0 })), "NamespaceSet.spawn", field)
-        yield* invalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid: 0, gid: uid })), "NamespaceSet.spawn", "gid")
+        yield* assertInvalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid, gid: 0 })), "NamespaceSet.spawn", field)
+        yield* assertInvalid(Effect.scoped(NamespaceSet.spawn(set, "true", [], { uid: 0, gid: uid })), "NamespaceSet.spawn", "gid")
       }
       const net = yield* NamespaceSet.unshareCurrent(["net"])
       for (const backlog of [Number.NaN, -1, 1.5]) {
-        yield* invalid(NamespacedSocket.listen(net, { host: "127.0.0.1", backlog }), "NamespacedSocket.listen", "backlog")
+        yield* assertInvalid(NamespacedSocket.listen(net, { host: "127.0.0.1", backlog }), "NamespacedSocket.listen", "backlog")
       }
     }))
 
@@ -168,8 +154,8 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("o
     Effect.gen(function*() {
       const set = yield* NamespaceSet.current(["mnt"])
       for (const mode of [Number.NaN, -1, 0o10000, 1.5]) {
-        yield* invalid(NamespaceSet.run(set, Task.writeFile("/tmp/gonso-mode-never-written", "x", { mode })), "Task.writeFile", "mode")
+        yield* assertInvalid(NamespaceSet.run(set, Task.writeFile("/tmp/gonso-mode-never-written", "x", { mode })), "Task.writeFile", "mode")
       }
-      yield* invalid(NamespaceSet.fromNetnsName(7 as unknown as string), "NamespaceSet.fromNetnsName", "7")
+      yield* assertInvalid(NamespaceSet.fromNetnsName(7 as unknown as string), "NamespaceSet.fromNetnsName", "7")
     }))
 })

@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import { withThreads } from "./helpers.ts"
 
 const fixture = new URL("./fixtures/main-mount-namespace.ts", import.meta.url).pathname
 
@@ -11,7 +12,7 @@ const run = (command: string, args: ReadonlyArray<string>) => {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("persistence", (it) => {
+withThreads({ min: 1, max: 2 })("persistence", (it) => {
   describe("persistNetns", () => {
     it.effect("a named network namespace is seen by ip netns, nsenter and lsns, and removal leaves nothing", () =>
       Effect.gen(function*() {

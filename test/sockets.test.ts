@@ -1,11 +1,11 @@
 import * as http from "node:http"
 import * as net from "node:net"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { NamespacedHttpClient, NamespacedHttpServer, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { onHost, readToEnd } from "./helpers.ts"
+import { onHost, readToEnd, withThreads } from "./helpers.ts"
 
 /** A new network namespace with its loopback up. */
 const isolatedNet = Effect.gen(function*() {
@@ -28,7 +28,7 @@ const refusedOnHost = (port: number) =>
 const listeningPorts = (ssOutput: string) =>
   ssOutput.trim().split("\n").filter(Boolean).map((line) => Number(line.trim().split(/\s+/)[3]!.split(":").pop()))
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("sockets and servers", (it) => {
+withThreads({ min: 1, max: 2 })("sockets and servers", (it) => {
   describe("NamespacedSocket", () => {
     it.effect("a listening socket made in a set: a client in the set gets HTTP 200, the host is refused, ss agrees", () =>
       Effect.gen(function*() {

@@ -1,16 +1,16 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Fiber, Option, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { NamespacedProcess, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually } from "./helpers.ts"
+import { allChildren, eventually, withThreads } from "./helpers.ts"
 
 const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
   stream.pipe(Stream.decodeText(), Stream.mkString)
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("NamespaceSet.spawn", (it) => {
+withThreads({ min: 1, max: 2 })("NamespaceSet.spawn", (it) => {
   describe("spawn", () => {
     it.effect("the child is inside every kind of the set, by the kernel's own links", () =>
       Effect.gen(function*() {
@@ -131,7 +131,7 @@ layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("N
   })
 })
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("NamespacedProcess.layerSpawner", (it) => {
+withThreads({ min: 1, max: 1 })("NamespacedProcess.layerSpawner", (it) => {
   it.effect("Effect's ChildProcess commands, pipelines and shells run inside the set", () =>
     Effect.gen(function*() {
       const set = yield* NamespaceSet.unshareCurrent(["net", "uts", "mnt"])

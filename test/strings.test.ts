@@ -1,19 +1,13 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
 import type { NamespaceKind } from "../src/NamespaceKind.ts"
 import * as libc from "../src/internal/libc.ts"
+import { assertInvalid, withThreads } from "./helpers.ts"
 
-/** The failure of `effect`, which must be InvalidOptions for `operation` with a reason naming `field`. */
-const invalid = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>, operation: string, field: string) =>
-  Effect.gen(function*() {
-    const error = yield* Effect.flip(effect) as Effect.Effect<{ _tag: string; operation?: string; reason?: string }, A, R>
-    assert.deepStrictEqual({ tag: error._tag, operation: error.operation }, { tag: "InvalidOptions", operation }, String(error))
-    assert.include(error.reason, field)
-  })
 
 /** A temporary directory for the length of `f`, removed however `f` ends. */
 const inTempDir = <A, E, R>(f: (dir: string) => Effect.Effect<A, E, R>) =>
@@ -23,33 +17,33 @@ const inTempDir = <A, E, R>(f: (dir: string) => Effect.Effect<A, E, R>) =>
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
 
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("strings that reach libc", (it) => {
+withThreads({ min: 1, max: 1 })("strings that reach libc", (it) => {
   describe("a NUL byte in a path or name is InvalidOptions naming the field, before anything is opened", () => {
     it.effect("sets opened from files and directories", () =>
       Effect.gen(function*() {
         // koffi ends a C string at its first NUL: this opened /proc/self/ns/net.
-        yield* invalid(NamespaceSet.fromFiles({ net: "/proc/self/ns/net\0/etc/passwd" }), "NamespaceSet.fromFiles", "net")
-        yield* invalid(NamespaceSet.fromPath("/proc/self/ns\0/etc", ["net"]), "NamespaceSet.fromPath", "dir")
+        yield* assertInvalid(NamespaceSet.fromFiles({ net: "/proc/self/ns/net\0/etc/passwd" }), "NamespaceSet.fromFiles", "net")
+        yield* assertInvalid(NamespaceSet.fromPath("/proc/self/ns\0/etc", ["net"]), "NamespaceSet.fromPath", "dir")
         // Not a string at all: was a defect (or a ThreadFailure of no known shape).
-        yield* invalid(NamespaceSet.fromFiles({ net: 1 as unknown as string }), "NamespaceSet.fromFiles", "net")
-        yield* invalid(NamespaceSet.fromPath(undefined as unknown as string, ["net"]), "NamespaceSet.fromPath", "dir")
+        yield* assertInvalid(NamespaceSet.fromFiles({ net: 1 as unknown as string }), "NamespaceSet.fromFiles", "net")
+        yield* assertInvalid(NamespaceSet.fromPath(undefined as unknown as string, ["net"]), "NamespaceSet.fromPath", "dir")
       }))
 
     it.effect("tasks: readFile, writeFile, setHostname", () =>
       Effect.gen(function*() {
         const set = yield* NamespaceSet.unshareCurrent(["uts"])
-        yield* invalid(NamespaceSet.run(set, Task.readFile("/etc/hostname\0/etc/shadow")), "Task.readFile", "path")
+        yield* assertInvalid(NamespaceSet.run(set, Task.readFile("/etc/hostname\0/etc/shadow")), "Task.readFile", "path")
         yield* inTempDir((dir) =>
           Effect.gen(function*() {
-            yield* invalid(NamespaceSet.run(set, Task.writeFile(`${dir}/a\0b`, "x")), "Task.writeFile", "path")
+            yield* assertInvalid(NamespaceSet.run(set, Task.writeFile(`${dir}/a\0b`, "x")), "Task.writeFile", "path")
             assert.deepStrictEqual(fs.readdirSync(dir), [])
           })
         )
-        yield* invalid(NamespaceSet.run(set, Task.setHostname("box\0evil")), "Task.setHostname", "name")
+        yield* assertInvalid(NamespaceSet.run(set, Task.setHostname("box\0evil")), "Task.setHostname", "name")
         assert.notInclude(yield* NamespaceSet.run(set, Task.hostname), "box")
         // The same through a thread leased by enter.
         const inside = yield* NamespaceSet.enter(set)
-        yield* invalid(inside.run(Task.setHostname("box\0evil")), "Task.setHostname", "name")
+        yield* assertInvalid(inside.run(Task.setHostname("box\0evil")), "Task.setHostname", "name")
       }))
 
     it.effect("commands: the command, each argument, the environment and the working directory", () =>
@@ -57,16 +51,16 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("s
         const set = yield* NamespaceSet.current(["uts"])
         const run = (command: string, args: Array<string>, options: Task.ExecOptions = {}) =>
           NamespaceSet.run(set, Task.exec(command, args, options))
-        yield* invalid(run("echo\0x", []), "Task.exec", "command")
-        yield* invalid(run("echo", ["a", "b\0c"]), "Task.exec", "args[1]")
-        yield* invalid(run("env", [], { env: { A: "1\0B=2" } }), "Task.exec", "env.A")
-        yield* invalid(run("env", [], { env: { "A\0B": "1" } }), "Task.exec", "env")
-        yield* invalid(run("env", [], { env: { "A=B": "1" } }), "Task.exec", "env")
-        yield* invalid(run("pwd", [], { cwd: "/tmp\0/etc" }), "Task.exec", "cwd")
-        yield* invalid(run("echo", ["a", 7 as unknown as string]), "Task.exec", "args[1]")
-        yield* invalid(NamespaceSet.spawn(set, "echo", ["x\0y"]), "NamespaceSet.spawn", "args[0]")
+        yield* assertInvalid(run("echo\0x", []), "Task.exec", "command")
+        yield* assertInvalid(run("echo", ["a", "b\0c"]), "Task.exec", "args[1]")
+        yield* assertInvalid(run("env", [], { env: { A: "1\0B=2" } }), "Task.exec", "env.A")
+        yield* assertInvalid(run("env", [], { env: { "A\0B": "1" } }), "Task.exec", "env")
+        yield* assertInvalid(run("env", [], { env: { "A=B": "1" } }), "Task.exec", "env")
+        yield* assertInvalid(run("pwd", [], { cwd: "/tmp\0/etc" }), "Task.exec", "cwd")
+        yield* assertInvalid(run("echo", ["a", 7 as unknown as string]), "Task.exec", "args[1]")
+        yield* assertInvalid(NamespaceSet.spawn(set, "echo", ["x\0y"]), "NamespaceSet.spawn", "args[0]")
         const inside = yield* NamespaceSet.enter(set)
-        yield* invalid(inside.run(Task.exec("echo", ["x\0y"])), "Task.exec", "args[0]")
+        yield* assertInvalid(inside.run(Task.exec("echo", ["x\0y"])), "Task.exec", "args[0]")
       }))
 
     it.effect("a unix socket's path", () =>
@@ -74,7 +68,7 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("s
         const set = yield* NamespaceSet.unshareCurrent(["net"])
         yield* inTempDir((dir) =>
           Effect.gen(function*() {
-            yield* invalid(NamespacedSocket.listen(set, { type: "unix", path: `${dir}/s\0x` }), "NamespacedSocket.listen", "path")
+            yield* assertInvalid(NamespacedSocket.listen(set, { type: "unix", path: `${dir}/s\0x` }), "NamespacedSocket.listen", "path")
             assert.deepStrictEqual(fs.readdirSync(dir), [])
           })
         )
@@ -85,11 +79,11 @@ layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("s
         const mnt = yield* NamespaceSet.unshareCurrent(["mnt"])
         const set = yield* NamespaceSet.current(["uts"])
         const options = { mountNamespace: mnt }
-        yield* invalid(NamespaceSet.mountKind(set, "uts", "/tmp/gonso-nul\0x", options), "NamespaceSet.mountKind", "file")
-        yield* invalid(NamespaceSet.mount(set, "/tmp/gonso-nul\0x", options), "NamespaceSet.mount", "dir")
-        yield* invalid(Effect.scoped(NamespaceSet.mountScoped(set, "/tmp/gonso-nul\0x", options)), "NamespaceSet.mountScoped", "dir")
-        yield* invalid(Effect.scoped(NamespaceSet.mountKindScoped(set, "uts", "/tmp/gonso-nul\0x", options)), "NamespaceSet.mountKindScoped", "file")
-        yield* invalid(NamespaceSet.unmount(["/tmp/gonso-nul\0x"], options), "NamespaceSet.unmount", "paths[0]")
+        yield* assertInvalid(NamespaceSet.mountKind(set, "uts", "/tmp/gonso-nul\0x", options), "NamespaceSet.mountKind", "file")
+        yield* assertInvalid(NamespaceSet.mount(set, "/tmp/gonso-nul\0x", options), "NamespaceSet.mount", "dir")
+        yield* assertInvalid(Effect.scoped(NamespaceSet.mountScoped(set, "/tmp/gonso-nul\0x", options)), "NamespaceSet.mountScoped", "dir")
+        yield* assertInvalid(Effect.scoped(NamespaceSet.mountKindScoped(set, "uts", "/tmp/gonso-nul\0x", options)), "NamespaceSet.mountKindScoped", "file")
+        yield* assertInvalid(NamespaceSet.unmount(["/tmp/gonso-nul\0x"], options), "NamespaceSet.unmount", "paths[0]")
         assert.isFalse(fs.existsSync("/tmp/gonso-nul"))
       }))
   })

@@ -1,11 +1,11 @@
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import { PinnedThreads } from "../src/index.ts"
 import { twoHosts } from "../examples/two-hosts.ts"
-import { eventually, onHost, openFdCount, threadCount } from "./helpers.ts"
+import { eventually, onHost, openFdCount, threadCount, withThreads } from "./helpers.ts"
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("two hosts joined by veth", (it) => {
+withThreads({ min: 1, max: 2 })("two hosts joined by veth", (it) => {
   describe("end to end", () => {
     it.effect("an Effect HTTP server in one namespace answers an Effect client in another, and nothing is left after", () =>
       Effect.gen(function*() {

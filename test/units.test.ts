@@ -146,7 +146,9 @@ describe("checks of caller input", () => {
     assert.isUndefined(unshareOptionsProblem({ propagation: "slave", loopback: "up" }))
     assert.match(unshareOptionsProblem({ propagation: "shared" })!.reason, /propagation/)
     assert.match(unshareOptionsProblem({ timeOffsets: { boot: 1 } })!.reason, /boot/)
-    assert.match(unshareOptionsProblem({ isolate: true })!.reason, /isolate/)
+    assert.strictEqual(unshareOptionsProblem({ isolate: true })!.reason, "isolate: not an option here")
+    // Where in the options, from Schema's own issue (its path), not from its message's text.
+    assert.strictEqual(unshareOptionsProblem({ uidMap: [{ containerId: 0, hostId: 0, size: "x" }] })!.reason, "uidMap[0].size: expected number")
   })
 })
 

@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { allChildren, eventually, foreignNamespaceFds, mainId } from "./helpers.ts"
+import { allChildren, eventually, foreignNamespaceFds, mainId, withThreads } from "./helpers.ts"
 
 /** Pids of this process's children whose pid namespace (as `readlink` names it) is `id`. */
 const childrenIn = (id: string) =>
@@ -27,7 +27,7 @@ const alive = (pid: number) => {
   }
 }
 
-layer(PinnedThreads.layer({ min: 1, max: 2 }), { excludeTestServices: true })("user and pid namespaces", (it) => {
+withThreads({ min: 1, max: 2 })("user and pid namespaces", (it) => {
   describe("user", () => {
     it.effect("user+net with root mapped: a child inside is uid 0 with full capabilities, and the maps read back exactly", () =>
       Effect.gen(function*() {

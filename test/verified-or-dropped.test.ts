@@ -8,10 +8,10 @@
  * namespace later, when the thread serves someone else.
  */
 import * as fs from "node:fs"
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
-import { eventually, fixtures, foreignNamespaceFds, idleAgain as idleAgainIn, threadExists } from "./helpers.ts"
+import { eventually, fixtures, foreignNamespaceFds, idleAgain as idleAgainIn, threadExists, withThreads } from "./helpers.ts"
 
 const moveLater = (kind: "uts" | "net", ms?: number) =>
   Task.module<{ kind: "uts" | "net"; ms?: number }, string>(fixtures, "moveLater", ms === undefined ? { kind } : { kind, ms })
@@ -19,7 +19,7 @@ const utsAfter = (ms: number) => Task.module<number, string>(fixtures, "utsAfter
 const whereNow = Task.module<void, { uts: string; net: string }>(fixtures, "whereNow", undefined)
 
 // One thread, so that the caller after the adversary is served by the thread it left its timer on.
-layer(PinnedThreads.layer({ min: 1, max: 1 }), { excludeTestServices: true })("verified or dropped", (it) => {
+withThreads({ min: 1, max: 1 })("verified or dropped", (it) => {
   const idleAgain = idleAgainIn()
 
   /** Asserts a ThreadFailure that names `kind`, expected `expected`, found elsewhere, on thread `tid`. */

@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Cause, Effect, Exit, Schema } from "effect"
+import { Cause, Effect, Exit, Schema, SchemaIssue } from "effect"
 import { InvalidOptions } from "./errors.ts"
 import type { TaskSpec } from "./protocol.ts"
 
@@ -172,12 +172,22 @@ export const decodeOptions = <S extends Schema.ConstraintDecoder<unknown>>(
 ): Exit.Exit<S["Type"], InvalidOptions> => {
   const decoded = Schema.decodeUnknownExit(schema, { onExcessProperty: "error" })(input)
   if (Exit.isSuccess(decoded)) return Exit.succeed(decoded.value)
-  const error = Cause.squash(decoded.cause) as { message?: unknown }
-  const message = typeof error?.message === "string" ? error.message : String(error)
-  // "Expected an integer\n  at ["min"]" -> "min: expected an integer"
-  const [first = message, ...rest] = message.split("\n")
-  const at = rest.join(" ").match(/at (\S+)/)?.[1]
-  const where = at === undefined ? "" : `${[...at.matchAll(/\["([^"]*)"\]|\[(\d+)\]/g)].map((m) => m[1] ?? `[${m[2]}]`).join(".")}: `
-  const what = first === "Expected no excess property" ? "not an option here" : `${first.charAt(0).toLowerCase()}${first.slice(1)}`
+  const error = Cause.squash(decoded.cause)
+  if (!Schema.isSchemaError(error)) return Exit.fail(new InvalidOptions({ operation, reason: String(error) }))
+  // The first issue, by its path and Schema's own words: `max: expected a value between 1 and 256`.
+  const [first] = formatIssue(error.issue).issues
+  const path = first?.path ?? []
+  const where = path.length === 0
+    ? ""
+    : `${path.map((key, i) => {
+      const name = typeof key === "object" && key !== null && "key" in key ? key.key : key
+      return typeof name === "number" ? `[${name}]` : `${i === 0 ? "" : "."}${String(name)}`
+    }).join("")}: `
+  const what = first === undefined ? "does not fit" : `${first.message.charAt(0).toLowerCase()}${first.message.slice(1)}`
   return Exit.fail(new InvalidOptions({ operation, reason: `${where}${what}` }))
 }
+
+/** Schema's issues as a path and a message each; a key that is not an option is said so. */
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => issue._tag === "UnexpectedKey" ? "not an option here" : SchemaIssue.defaultLeafHook(issue)
+})
