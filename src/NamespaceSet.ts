@@ -78,7 +78,7 @@ import {
   threadPool,
   withMembers
 } from "./internal/set.ts"
-import { execWith, type SpawnError } from "./NamespacedProcess.ts"
+import { execWith, type SpawnError } from "./internal/process.ts"
 
 /**
  * Starts a long-running process inside the set, streamed and reaped from the main event loop

@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import type { NamespaceKind } from "./NamespaceKind.ts"
+import type { ExecResult } from "./internal/process.ts"
 import type { Operation, Operations } from "./internal/protocol.ts"
 import type { CommandNotFound, InvalidOptions, ModuleTaskError, OutputTooLarge, PermissionDenied, SystemError } from "./NamespaceError.ts"
 
@@ -151,19 +152,7 @@ export interface ExecOptions {
  */
 export const defaultMaxBytes = 16 * 1024 * 1024
 
-/**
- * How a command ended, with everything it printed.
- *
- * @since 0.1.0
- * @category models
- */
-export interface ExecResult {
-  /** The exit code, or `null` when a signal ended the command. */
-  readonly exitCode: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
-}
+export type { ExecResult } from "./internal/process.ts"
 
 /**
  * Runs a command to its end and collects what it printed. The process is started from a pinned
