@@ -26,7 +26,7 @@
  * ```
  */
 import * as fs from "node:fs"
-import { Effect, Scope, Semaphore } from "effect"
+import { Effect, Scope } from "effect"
 import { dual } from "effect/Function"
 import * as Kind from "./NamespaceKind.ts"
 import type { NamespaceKind } from "./NamespaceKind.ts"
@@ -38,16 +38,13 @@ import {
   SetClosed,
   type StaleNetnsName,
   SystemError,
-  type ThreadFailure,
   InvalidOptions,
   UnsupportedKind,
-  type PayloadTooLarge,
   type PathRefused
 } from "./NamespaceError.ts"
 import { PinnedThreads } from "./PinnedThreads.ts"
 import type { NamespaceId, Task } from "./Task.ts"
 import * as libc from "./internal/libc.ts"
-import type { TaskSpec } from "./internal/protocol.ts"
 import * as Mount from "./internal/mount.ts"
 import type { MountError, MountOptions } from "./internal/mount.ts"
 import { duplicateFds, open, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
@@ -55,25 +52,21 @@ import { fromSyscall, fromWire } from "./internal/wire.ts"
 import * as internalUnshare from "./internal/unshare.ts"
 import type { UnshareError, UnshareOptions } from "./internal/unshare.ts"
 import * as validate from "./internal/validate.ts"
-import { annotateTid, setAttributes, traced } from "./internal/observe.ts"
 import {
   adopt,
   attempt,
   carry,
-  enterable,
   type EnterError,
   idString,
   impl,
   isNamespaceSet,
   type NamespaceSet,
   type Parts,
-  outcomeOf,
   runSpec,
-  setRef,
-  threadPool,
   withMembers
 } from "./internal/set.ts"
-import { execWith, type SpawnError } from "./internal/process.ts"
+import * as internalRun from "./internal/run.ts"
+import type { EnteredThread } from "./internal/run.ts"
 
 /**
  * Starts a long-running process inside the set, streamed and reaped from the main event loop
@@ -586,32 +579,10 @@ export const run: {
 } = dual(
   (args) => isNamespaceSet(args[0]),
   <A, E>(set: NamespaceSet, task: Task<A, E>, options?: RunOptions): Effect.Effect<A, E | EnterError, PinnedThreads> =>
-    task.op === "exec"
-      ? execWith(
-        (args) => runSpec<number, SpawnError>("NamespaceSet.run", set, { op: "spawn", args }, options?.restore ?? true),
-        task.args as ExecArgs
-      ) as Effect.Effect<A, E | EnterError>
-      : runSpec<A, E>("NamespaceSet.run", set, specOf(task), options?.restore ?? true)
+    internalRun.run<A, E>(set, task, options?.restore ?? true)
 )
 
-type ExecArgs = Parameters<typeof execWith>[1]
-
-/** What of a task crosses to a pinned thread. */
-const specOf = (task: Task<unknown, unknown>): TaskSpec => ({ op: task.op, args: task.args }) as TaskSpec
-
-/**
- * A pinned thread inside a set, from {@link enter}: run several tasks in a row on the same thread
- * and in the same namespaces.
- *
- * @since 0.1.0
- * @category models
- */
-export interface EnteredThread {
-  /** The pinned thread's tid. */
-  readonly tid: number
-  /** Runs a task on the thread. Tasks run one at a time, in order. */
-  readonly run: <A, E>(task: Task<A, E>) => Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
-}
+export type { EnteredThread } from "./internal/run.ts"
 
 /**
  * Leases a pinned thread and moves it into the set for the life of the current Scope. Closing the
@@ -637,48 +608,7 @@ export const enter: {
   (options?: RunOptions): (set: NamespaceSet) => Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
   (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope>
 } = dual(setFirst, (set: NamespaceSet, options?: RunOptions): Effect.Effect<EnteredThread, EnterError, PinnedThreads | Scope.Scope> =>
-  traced("NamespaceSet.enter", () => ({ ...setAttributes("NamespaceSet.enter", set, () => impl(set).members.values()), "gonso.restore": options?.restore ?? true }), Effect.gen(function*() {
-    const operation = "NamespaceSet.enter"
-    const restore = options?.restore ?? true
-    const self = impl(set)
-    const members = yield* enterable(operation, self.members)
-    // Hold the set's fds for as long as the thread may be inside it.
-    const closed = self.hold(operation)
-    if (closed !== undefined) return yield* closed
-    yield* Effect.addFinalizer(() => Effect.sync(() => self.unhold()))
-    const pool = yield* threadPool
-    const thread = yield* pool.lease
-    yield* annotateTid(thread.tid)
-    yield* Effect.flatMap(pool.call(thread, { operation, set: setRef(set, members), hold: true }), outcomeOf<void, EnterError>)
-    let open = true
-    // The restore step: leave the set and verify, or drop the thread. It runs before the lease
-    // ends (finalizers run in reverse order), so the lease sees whether the thread is clean.
-    yield* Effect.addFinalizer(() => {
-      open = false
-      return pool.call(thread, restore ? { operation, leave: true } : { operation, drop: true }).pipe(
-        Effect.catch((error) => Effect.sync(() => pool.doom(thread, { _tag: "RestoreFailed", detail: error.message }))),
-        Effect.asVoid
-      )
-    })
-    const lock = yield* Semaphore.make(1)
-    const runOnThread = <A, E>(task: TaskSpec): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> =>
-      Effect.suspend((): Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge> => {
-        if (!open) return Effect.fail(new SetClosed({ operation: "EnteredThread.run" }))
-        // Every task with strings declares InvalidOptions among its errors.
-        const invalid = validate.specProblem(task)
-        if (invalid !== undefined) return Effect.fail(invalid as E)
-        return Effect.flatMap(pool.call(thread, { operation: "EnteredThread.run", task }), outcomeOf<A, E>)
-      })
-    return {
-      tid: thread.tid,
-      run: <A, E>(task: Task<A, E>) =>
-        lock.withPermits(1)(
-          task.op === "exec"
-            ? execWith((args) => runOnThread<number, SpawnError>({ op: "spawn", args }), task.args as ExecArgs) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
-            : runOnThread<A, E>(specOf(task)) as Effect.Effect<A, E | SetClosed | ThreadFailure | PayloadTooLarge>
-        )
-    }
-  })))
+  internalRun.enter(set, options?.restore ?? true))
 
 // ---------------------------------------------------------------------------------------------
 // Persistence

@@ -9,27 +9,10 @@
 import type { NamespaceKind } from "./NamespaceKind.ts"
 import type { ExecResult } from "./internal/process.ts"
 import type { Operation, Operations } from "./internal/protocol.ts"
+import { type Task, TypeId } from "./internal/task.ts"
 import type { CommandNotFound, InvalidOptions, ModuleTaskError, OutputTooLarge, PermissionDenied, SystemError } from "./NamespaceError.ts"
 
-const TypeId = "~gonso/Task" as const
-
-/**
- * A task that succeeds with `A` or fails with `E` when run with `NamespaceSet.run`.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Task<out A, out E = never> {
-  readonly [TypeId]: {
-    readonly _A: (_: never) => A
-    readonly _E: (_: never) => E
-  }
-  /** The operation: one of the pinned thread's, or `exec`, which is carried out from the main thread. */
-  readonly op: Operation | "exec"
-  /** Its arguments. */
-  readonly args: unknown
-}
-
+export type { Task } from "./internal/task.ts"
 const variance = { _A: (_: never) => _, _E: (_: never) => _ }
 
 const make = <A, E = never>(op: Operation | "exec", args?: unknown): Task<A, E> => ({ [TypeId]: variance, op, args })
