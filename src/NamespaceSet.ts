@@ -39,7 +39,6 @@ import {
   type StaleNetnsName,
   SystemError,
   InvalidOptions,
-  UnsupportedKind,
   type PathRefused
 } from "./NamespaceError.ts"
 import { PinnedThreads } from "./PinnedThreads.ts"
@@ -48,7 +47,7 @@ import * as libc from "./internal/libc.ts"
 import * as Mount from "./internal/mount.ts"
 import type { MountError, MountOptions } from "./internal/mount.ts"
 import { duplicateFds, open, type OpenError, selectKinds, withValidKinds } from "./internal/open.ts"
-import { fromSyscall, fromWire } from "./internal/wire.ts"
+
 import * as internalUnshare from "./internal/unshare.ts"
 import type { UnshareError, UnshareOptions } from "./internal/unshare.ts"
 import * as validate from "./internal/validate.ts"
@@ -66,6 +65,8 @@ import {
   withMembers
 } from "./internal/set.ts"
 import * as internalRun from "./internal/run.ts"
+import * as introspect from "./internal/introspect.ts"
+import type { RelativeError } from "./internal/introspect.ts"
 import type { EnteredThread } from "./internal/run.ts"
 
 /**
@@ -412,40 +413,7 @@ export const kinds = (set: NamespaceSet): ReadonlyArray<NamespaceKind> => set.ki
 // Introspection
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The errors of {@link parent} and {@link owner}: the set or kind refused, or the kernel's answer
- * to `NS_GET_PARENT` / `NS_GET_USERNS`.
- *
- * @since 0.1.0
- * @category errors
- */
-export type RelativeError = SetClosed | KindNotInSet | InvalidKind | UnsupportedKind | PermissionDenied | SystemError
-
-const relative = (
-  operation: string,
-  set: NamespaceSet,
-  kind: NamespaceKind,
-  request: number,
-  resultKind: (kind: NamespaceKind) => NamespaceKind
-): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  withMembers(set, operation, (members) =>
-    adopt(attempt<Parts, RelativeError>(() => {
-      const [valid] = selectKinds(operation, set, [kind])
-      const member = members.get(valid!)!
-      let fd: number
-      try {
-        fd = libc.namespaceRelative(member.fd, request)
-      } catch (error) {
-        if (!(error instanceof libc.SyscallFailure)) throw error
-        if (error.errno === "EINVAL" || error.errno === "ENOTTY") {
-          throw new UnsupportedKind({ operation, kind: member.kind, reason: "this kind of namespace has no such relative" })
-        }
-        // EPERM: the relative lies outside the caller's own user namespace (or pid namespace).
-        throw fromSyscall(error, operation, { kind: member.kind })
-      }
-      const stats = fs.fstatSync(fd)
-      return { members: [{ kind: resultKind(member.kind), fd, dev: stats.dev, ino: stats.ino }] }
-    })))
+export type { RelativeError } from "./internal/introspect.ts"
 
 /**
  * The user namespace that owns the set's namespace of `kind` (`NS_GET_USERNS`), as a one-kind
@@ -471,7 +439,7 @@ export const owner: {
   (kind: NamespaceKind): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
   (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
 } = dual(2, (set: NamespaceSet, kind: NamespaceKind): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user"))
+  introspect.relative("NamespaceSet.owner", set, kind, libc.NS_GET_USERNS, () => "user"))
 
 /**
  * The parent of the set's pid or user namespace (`NS_GET_PARENT`), as a one-kind set owned by the
@@ -496,7 +464,7 @@ export const parent: {
   (kind: "pid" | "user"): (set: NamespaceSet) => Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
   (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope>
 } = dual(2, (set: NamespaceSet, kind: "pid" | "user"): Effect.Effect<NamespaceSet, RelativeError, Scope.Scope> =>
-  relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind))
+  introspect.relative("NamespaceSet.parent", set, kind, libc.NS_GET_PARENT, (kind) => kind))
 
 /**
  * The uid that created the set's user namespace (`NS_GET_OWNER_UID`), as seen from this process's
@@ -516,15 +484,7 @@ export const parent: {
  * ```
  */
 export const ownerUid = (set: NamespaceSet): Effect.Effect<number, SetClosed | KindNotInSet | InvalidKind | PermissionDenied | SystemError> =>
-  withMembers(set, "NamespaceSet.ownerUid", (members) =>
-    attempt(() => {
-      const [user] = selectKinds("NamespaceSet.ownerUid", set, ["user"])
-      try {
-        return libc.namespaceOwnerUid(members.get(user!)!.fd)
-      } catch (error) {
-        throw error instanceof libc.SyscallFailure ? fromSyscall(error, "NamespaceSet.ownerUid", { kind: "user" }) : error
-      }
-    }))
+  introspect.ownerUid(set)
 
 // ---------------------------------------------------------------------------------------------
 // Doing work inside a set
