@@ -17,6 +17,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { createRequire } from "node:module"
+import { AF_INET, AF_INET6 } from "./netlink/constants.ts"
 import type * as protocol from "./protocol.ts"
 
 const require = createRequire(import.meta.url)
@@ -590,8 +591,8 @@ export const makeShared = (target: string): void => {
 // ---------------------------------------------------------------------------------------------
 
 export const AF_UNIX = 1
-export const AF_INET = 2
-export const AF_INET6 = 10
+// The address families, defined once with the kernel's other constants.
+export { AF_INET, AF_INET6 }
 export const SOCK_STREAM = 1
 export const SOCK_DGRAM = 2
 const SOCK_NONBLOCK = 0o4000
