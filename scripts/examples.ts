@@ -51,8 +51,9 @@ for (const { module, file, names } of modules.flatMap((module) => documenting(mo
     const comment = match[1]!
     const declaration = match[2]!
     const exported = /^export (?:const|function|let) (\w+)|^export \{ ?(\w+)/.exec(declaration)
-    // In an internal module, only what the public module re-exports.
-    if (names !== undefined && !names.has(exported?.[1] ?? exported?.[2] ?? "")) continue
+    // In an internal module, only what the public module re-exports (its types' examples too).
+    const declared = /^export (?:const|function|let|class|interface|type) (\w+)/.exec(declaration)?.[1]
+    if (names !== undefined && !names.has(declared ?? "")) continue
     const blocks = [...comment.matchAll(/@example[^\n]*\n((?:\s*\*[^\n]*\n)*?)\s*\*\s*```ts\n([\s\S]*?)\n\s*\*\s*```/g)]
     // `@internal` exports are not part of the API (the reference leaves them out too).
     if (exported !== null && blocks.length === 0 && !comment.includes("@internal")) {
