@@ -104,6 +104,12 @@ withThreads({ min: 1, max: 2 })("NamespacePool and time offsets", (it) => {
         assert.strictEqual(net, yield* NamespaceSet.id(set, "net"))
         const bad = yield* Effect.flip(NamespaceSet.unshareCurrent(["net"], { timeOffsets: { boottime: 1 } }))
         assert.strictEqual(bad._tag, "InvalidOptions")
+        // The rules of a time namespace are the same with offsets: not in one call with a user
+        // or pid namespace (the user namespace would not own it).
+        for (const other of ["user", "pid"] as const) {
+          const refused = yield* Effect.flip(NamespaceSet.unshareCurrent(["time", other], { timeOffsets: { boottime: 1 } }))
+          assert.deepInclude(refused, { _tag: "UnsupportedKind", kind: "time" }, other)
+        }
       }))
 
     it.effect("interrupted at any point, or from a closed set, it leaves no namespace fd and no helper process behind", () =>

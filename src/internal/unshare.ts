@@ -92,6 +92,17 @@ const planUnshare = (
   options: UnshareOptions | undefined
 ): UnsupportedKind | InvalidOptions | undefined => {
   const operation = "NamespaceSet.unshare"
+  const offsets = options?.timeOffsets
+  if (offsets !== undefined) {
+    if (!kinds.includes("time")) {
+      return new InvalidOptions({ operation, reason: "timeOffsets apply only when a time namespace is made (add \"time\" to the kinds)" })
+    }
+    for (const [clock, value] of Object.entries(offsets)) {
+      if (value !== undefined && !Number.isSafeInteger(value)) {
+        return new InvalidOptions({ operation, reason: `timeOffsets.${clock} must be a whole number of seconds, not ${value}` })
+      }
+    }
+  }
   const withUser = kinds.includes("user")
   if (!withUser && (options?.uidMap !== undefined || options?.gidMap !== undefined || options?.setgroups !== undefined)) {
     return new InvalidOptions({ operation, reason: "uidMap, gidMap and setgroups apply only when a user namespace is made (add \"user\" to the kinds)" })
@@ -176,27 +187,24 @@ const unshareWithTimeOffsets = (
 ): Effect.Effect<NamespaceSet, UnshareError, PinnedThreads | Scope.Scope> => {
   const operation = "NamespaceSet.unshare"
   const offsets = options.timeOffsets!
-  if (!kinds.includes("time")) {
-    return Effect.fail(new InvalidOptions({ operation, reason: "timeOffsets apply only when a time namespace is made (add \"time\" to the kinds)" }))
-  }
-  for (const [clock, value] of Object.entries(offsets)) {
-    if (value !== undefined && !Number.isSafeInteger(value)) {
-      return Effect.fail(new InvalidOptions({ operation, reason: `timeOffsets.${clock} must be a whole number of seconds, not ${value}` }))
-    }
-  }
+  // Every kind asked for is checked with every option, as without offsets, before anything is made.
+  const refused = withValidKinds(operation, kinds, (valid) =>
+    withMembers(set, operation, (members) => Effect.succeed(planUnshare(valid, members, options))))
   const rest = kinds.filter((kind) => kind !== "time")
   const { timeOffsets: _, ...restOptions } = options
   // One acquisition, like every unshare: the time namespace's fd is open from the moment the
   // helper is ready, and must reach the new set. The only wait is the helper's start.
-  return Effect.uninterruptible(Effect.flatMap(Scope.Scope, (outer) =>
-    Effect.scoped(Effect.gen(function*() {
-      const base = rest.length > 0 ? yield* unshareOnThread(set, rest, restOptions) : set
-      // The set is held from before the time namespace is made, so nothing can fail between the
-      // fd's opening and its adoption but `carry`, which closes it then.
-      return yield* Scope.provide(outer)(withMembers(base, operation, () =>
-        Effect.flatMap(timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0), (time) =>
-          adopt(attempt<Parts, SystemError | PermissionDenied>(() =>
-            carry(operation, base, base.kinds.filter((kind) => kind !== "time"), { members: [time] })
-          )))))
-    }))))
+  return Effect.flatMap(refused, (problem) =>
+    problem !== undefined ? Effect.fail(problem) : Effect.uninterruptible(Effect.flatMap(Scope.Scope, (outer) =>
+      Effect.scoped(Effect.gen(function*() {
+        const base = rest.length > 0 ? yield* unshareOnThread(set, rest, restOptions) : set
+        // The set is held from before the time namespace is made, so nothing can fail between
+        // the fd's opening and its adoption but `carry`, which closes it then.
+        return yield* Scope.provide(outer)(withMembers(base, operation, () =>
+          Effect.flatMap(timeNamespaceWithOffsets(operation, offsets.monotonic ?? 0, offsets.boottime ?? 0), (time) =>
+            adopt(attempt<Parts, SystemError | PermissionDenied>(() =>
+              carry(operation, base, base.kinds.filter((kind) => kind !== "time"), { members: [time] })
+            )))))
+      }))
+    )))
 }
