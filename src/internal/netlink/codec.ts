@@ -134,14 +134,19 @@ export const rtmsg = (fields: {
   return buffer
 }
 
-/** One decoded message: its type and flags, and its payload (what follows the header). */
+/** One decoded message: its type, flags and sequence number, its payload (what follows the header), and the whole message. */
 export interface Decoded {
   readonly type: number
   readonly flags: number
+  readonly seq: number
   readonly payload: Buffer
+  readonly message: Buffer
 }
 
-/** The messages in a buffer of messages back to back (as the thread returns a request's answers). */
+/**
+ * The messages in a buffer of messages back to back (a datagram from the kernel, or the answers a
+ * thread returns); a message whose length runs past the buffer ends them there.
+ */
 export const parseMessages = (data: Buffer): Array<Decoded> => {
   const messages: Array<Decoded> = []
   let offset = 0
@@ -151,7 +156,9 @@ export const parseMessages = (data: Buffer): Array<Decoded> => {
     messages.push({
       type: data.readUInt16LE(offset + 4),
       flags: data.readUInt16LE(offset + 6),
-      payload: data.subarray(offset + C.NLMSG_HDRLEN, offset + length)
+      seq: data.readUInt32LE(offset + 8),
+      payload: data.subarray(offset + C.NLMSG_HDRLEN, offset + length),
+      message: data.subarray(offset, offset + length)
     })
     offset += align4(length)
   }

@@ -16,6 +16,7 @@
 import * as libc from "../libc.ts"
 import { syscallError } from "../failure.ts"
 import type { Operations } from "../protocol.ts"
+import { parseAttrs, parseMessages } from "./codec.ts"
 import {
   NLM_F_ACK,
   NLM_F_ACK_TLVS,
@@ -101,21 +102,17 @@ const transact = (fd: number, message: Buffer): string | Refusal => {
         libc.waitReadable(fd, left)
         continue
       }
-      for (let offset = 0; offset + NLMSG_HDRLEN <= datagram.length && !finished;) {
-        const length = datagram.readUInt32LE(offset)
-        if (length < NLMSG_HDRLEN || offset + length > datagram.length) break
-        const kind = datagram.readUInt16LE(offset + 4)
-        const flags = datagram.readUInt16LE(offset + 6)
-        const body = datagram.subarray(offset, offset + length)
-        offset += align4(length)
-        if (body.readUInt32LE(8) !== seq) continue // not an answer to this request
-        if ((flags & NLM_F_DUMP_INTR) !== 0) interrupted = true
-        if (kind === NLMSG_ERROR || kind === NLMSG_DONE) {
-          const error = length >= NLMSG_HDRLEN + 4 ? body.readInt32LE(NLMSG_HDRLEN) : 0
-          if (error < 0) return refusal(body, kind, flags, -error)
+      for (const answer of parseMessages(datagram)) {
+        if (answer.seq !== seq) continue // not an answer to this request
+        if ((answer.flags & NLM_F_DUMP_INTR) !== 0) interrupted = true
+        if (answer.type === NLMSG_ERROR || answer.type === NLMSG_DONE) {
+          const error = answer.payload.length >= 4 ? answer.payload.readInt32LE(0) : 0
+          if (error < 0) return refusal(answer.message, answer.type, answer.flags, -error)
           finished = true
-        } else if (kind !== NLMSG_NOOP && kind !== NLMSG_OVERRUN) {
-          parts.push(Buffer.from(body)) // a copy: the buffer is read into again
+          break
+        }
+        if (answer.type !== NLMSG_NOOP && answer.type !== NLMSG_OVERRUN) {
+          parts.push(Buffer.from(answer.message)) // a copy: the buffer is read into again
         }
       }
     }
@@ -132,15 +129,10 @@ const refusal = (body: Buffer, kind: number, flags: number, code: number): Refus
     // NLMSG_ERROR: the error, then the request's header (whole request unless capped), then TLVs.
     let at = NLMSG_HDRLEN + 4
     if (kind === NLMSG_ERROR) at += (flags & NLM_F_CAPPED) !== 0 ? NLMSG_HDRLEN : align4(body.readUInt32LE(at))
-    while (at + 4 <= body.length) {
-      const length = body.readUInt16LE(at)
-      const type = body.readUInt16LE(at + 2) & 0x3fff
-      if (length < 4 || at + length > body.length) break
-      const value = body.subarray(at + 4, at + length)
-      if (type === NLMSGERR_ATTR_MSG) message = value.toString("utf8").replace(/\0.*$/s, "")
-      if (type === NLMSGERR_ATTR_OFFS && value.length >= 4) offset = value.readUInt32LE(0)
-      at += align4(length)
-    }
+    const attrs = parseAttrs(body, at)
+    message = attrs.get(NLMSGERR_ATTR_MSG)?.toString("utf8").replace(/\0.*$/s, "")
+    const offs = attrs.get(NLMSGERR_ATTR_OFFS)
+    if (offs !== undefined && offs.length >= 4) offset = offs.readUInt32LE(0)
   }
   return {
     errno: libc.errnoName(code),
