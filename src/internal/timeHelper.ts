@@ -54,23 +54,32 @@ const drain = (fd: number): string => {
   return buffer.subarray(0, length).toString()
 }
 
-/** Kills the helper and waits (sleeping, never blocking the loop) until it is reaped. */
-const killAndReap = (pid: number): Effect.Effect<void> =>
+/** The helper's pid, and whether it has been reaped: a reaped pid is no longer the helper's. */
+interface Helper {
+  readonly pid: number
+  reaped: boolean
+}
+
+/**
+ * Kills the helper, unless it was reaped already (its pid may be another process's by now), and
+ * waits (sleeping, never blocking the loop) until it is reaped.
+ */
+const killAndReap = (helper: Helper): Effect.Effect<void> =>
   Effect.gen(function*() {
+    if (helper.reaped) return
     try {
-      libc.kill(pid, libc.SIGKILL)
+      libc.kill(helper.pid, libc.SIGKILL)
     } catch {
       // Exited already: reaped below.
     }
     let delay = 1
     for (;;) {
-      let reaped: boolean
       try {
-        reaped = libc.waitNoHang(pid) !== undefined
+        helper.reaped = libc.waitNoHang(helper.pid) !== undefined
       } catch {
-        reaped = true // ECHILD: nothing left to reap.
+        helper.reaped = true // ECHILD: nothing left to reap.
       }
-      if (reaped) return
+      if (helper.reaped) return
       yield* Effect.sleep(delay)
       delay = Math.min(delay * 2, MAX_POLL_MS)
     }
@@ -103,9 +112,12 @@ export const timeNamespaceWithOffsets = (
       })
     )
     const argv = ["unshare", "--time", "--monotonic", String(monotonic), "--boottime", String(boottime), "sleep", "600"]
-    const pid = yield* Effect.acquireRelease(
+    const helper = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => libc.spawn({ file: "unshare", argv, env: libc.environment(process.env), stdio: [devNull, devNull, stderr.write!] }),
+        try: (): Helper => ({
+          pid: libc.spawn({ file: "unshare", argv, env: libc.environment(process.env), stdio: [devNull, devNull, stderr.write!] }),
+          reaped: false
+        }),
         catch: (error) => {
           if (!(error instanceof libc.SyscallFailure)) throw error
           return isCommandNotFoundErrno(error.errno)
@@ -119,9 +131,11 @@ export const timeNamespaceWithOffsets = (
     libc.close(stderr.write!)
     stderr.write = undefined
     let delay = 1
+    const pid = helper.pid
     for (;;) {
       const status = libc.waitNoHang(pid)
       if (status !== undefined) {
+        helper.reaped = true
         const ending = {
           code: status.exitCode,
           signal: status.signal === null ? null : libc.signalName(status.signal) ?? `signal ${status.signal}`
