@@ -259,10 +259,10 @@ export class ThreadPool implements Host {
     this.threads.delete(thread)
     const stopped = this.stop(thread)
     if (this.closed) return stopped
-    // Below `min`, a replacement; for whoever waits, a thread within `max` (one may be starting
-    // for them already).
+    // Below `min`, a replacement; for whoever waits, a thread within `max`, unless one is starting
+    // for them already (the thread's own requests, rerouted as it stopped, may have started one).
     if (this.threads.size + this.starting < this.limits.min) this.start(replacement)
-    else if (this.waitingLeases.length + this.waitingShared.length > 0) this.grow()
+    else if (this.waitingLeases.length > 0 || (this.waitingShared.length > 0 && this.starting === 0)) this.grow()
     return stopped
   }
 
