@@ -397,7 +397,7 @@ export const kill = (pid: number, signal: number): void => {
 }
 
 /** Reaps `pid` if it has exited; never blocks. True once reaped (or already gone). */
-const reapNoHang = (pid: number): boolean => {
+export const reapNoHang = (pid: number): boolean => {
   try {
     return waitNoHang(pid) !== undefined
   } catch (error) {

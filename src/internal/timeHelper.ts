@@ -74,11 +74,7 @@ const killAndReap = (helper: Helper): Effect.Effect<void> =>
     }
     let delay = 1
     for (;;) {
-      try {
-        helper.reaped = libc.waitNoHang(helper.pid) !== undefined
-      } catch {
-        helper.reaped = true // ECHILD: nothing left to reap.
-      }
+      helper.reaped = libc.reapNoHang(helper.pid)
       if (helper.reaped) return
       yield* Effect.sleep(delay)
       delay = Math.min(delay * 2, MAX_POLL_MS)
