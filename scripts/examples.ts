@@ -5,6 +5,7 @@
  * module and the export) and type-checked there; an error is reported at its line in `src/`.
  *
  *     node scripts/examples.ts
+ *     node scripts/examples.ts --write DIR   # only write them, into DIR (a consumer's check)
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -69,12 +70,21 @@ for (const { module, file, names } of modules.flatMap((module) => documenting(mo
   }
 }
 
-fs.rmSync(out, { recursive: true, force: true })
-fs.mkdirSync(out)
-for (const example of examples) {
-  // `export {}` keeps each example a module of its own, so their names do not collide.
-  fs.writeFileSync(path.join(out, example.file), `${example.code}\nexport {}\n`)
+const writeInto = process.argv[2] === "--write" ? process.argv[3] : undefined
+const writeExamples = (dir: string) => {
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  for (const example of examples) {
+    // `export {}` keeps each example a module of its own, so their names do not collide.
+    fs.writeFileSync(path.join(dir, example.file), `${example.code}\nexport {}\n`)
+  }
 }
+if (writeInto !== undefined) {
+  writeExamples(path.resolve(writeInto))
+  console.log(`examples: ${examples.length} written into ${writeInto}`)
+  process.exit(missing.length > 0 ? 1 : 0)
+}
+writeExamples(out)
 fs.writeFileSync(
   path.join(out, "tsconfig.json"),
   JSON.stringify({

@@ -34,6 +34,7 @@ export {
   ThreadFailure,
   Unreachable,
   UnsupportedKind,
+  UnsupportedRuntime,
   UserNamespaceNotEnterable
 } from "./internal/errors.ts"
 export type { EnterError, NamespaceError, NetworkError } from "./internal/errors.ts"

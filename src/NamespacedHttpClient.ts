@@ -16,9 +16,11 @@ import * as tls from "node:tls"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, type Scope } from "effect"
 import type { HttpClient } from "effect/http"
+import type { UnsupportedRuntime } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import * as NamespacedSocket from "./NamespacedSocket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
+import * as runtime from "./internal/runtime.ts"
 
 type Connected = (error: Error | null, socket: net.Socket) => void
 
@@ -77,8 +79,8 @@ const connectInside = (
 export const agent = (
   set: NamespaceSet,
   options: http.AgentOptions = {}
-): Effect.Effect<http.Agent, never, PinnedThreads | Scope.Scope> =>
-  scopedAgent((run) =>
+): Effect.Effect<http.Agent, UnsupportedRuntime, PinnedThreads | Scope.Scope> =>
+  scopedAgent("NamespacedHttpClient.agent", (run) =>
     new (class NamespacedAgent extends http.Agent {
       // Node's Agent accepts a socket through the callback when createConnection returns nothing.
       override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
@@ -88,15 +90,23 @@ export const agent = (
     })(options)
   )
 
-/** An agent made with the current services (to make its sockets in a set), destroyed with the Scope. */
+/**
+ * An agent made with the current services (to make its sockets in a set), destroyed with the
+ * Scope; refused where the runtime cannot connect from inside a set (Bun's HTTP client does not
+ * even ask an agent for its connections).
+ */
 const scopedAgent = <A extends http.Agent>(
+  operation: string,
   make: (run: ReturnType<typeof Effect.runCallbackWith<PinnedThreads>>) => A
-): Effect.Effect<A, never, PinnedThreads | Scope.Scope> =>
-  Effect.flatMap(Effect.context<PinnedThreads>(), (context) =>
+): Effect.Effect<A, UnsupportedRuntime, PinnedThreads | Scope.Scope> => {
+  const refused = runtime.connectionsInside(operation)
+  if (refused !== undefined) return Effect.fail(refused)
+  return Effect.flatMap(Effect.context<PinnedThreads>(), (context) =>
     Effect.acquireRelease(
       Effect.sync(() => make(Effect.runCallbackWith(context))),
       (agent) => Effect.sync(() => agent.destroy())
     ))
+}
 
 /**
  * A Node `https.Agent` whose connections are TCP sockets created in the set's network namespace,
@@ -127,8 +137,8 @@ const scopedAgent = <A extends http.Agent>(
 export const httpsAgent = (
   set: NamespaceSet,
   options: https.AgentOptions = {}
-): Effect.Effect<https.Agent, never, PinnedThreads | Scope.Scope> =>
-  scopedAgent((run) =>
+): Effect.Effect<https.Agent, UnsupportedRuntime, PinnedThreads | Scope.Scope> =>
+  scopedAgent("NamespacedHttpClient.httpsAgent", (run) =>
     new (class NamespacedHttpsAgent extends https.Agent {
       override createConnection(connectOptions: http.ClientRequestArgs, callback?: Connected): undefined {
         connectInside(set, run, connectOptions, 443, (error, socket) => {
@@ -168,7 +178,7 @@ export const httpsAgent = (
  * }).pipe(Effect.scoped, Effect.provide(PinnedThreads.layer()))
  * ```
  */
-export const layer = (set: NamespaceSet, options: https.AgentOptions = {}): Layer.Layer<HttpClient.HttpClient, never, PinnedThreads> =>
+export const layer = (set: NamespaceSet, options: https.AgentOptions = {}): Layer.Layer<HttpClient.HttpClient, UnsupportedRuntime, PinnedThreads> =>
   NodeHttpClient.layerNodeHttpNoAgent.pipe(
     Layer.provide(Layer.effect(
       NodeHttpClient.HttpAgent,

@@ -20,11 +20,13 @@ import {
   InvalidOptions,
   type PermissionDenied,
   SystemError,
-  Unreachable
+  Unreachable,
+  type UnsupportedRuntime
 } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
+import * as runtime from "./internal/runtime.ts"
 import { isNamespaceSet, runSpec } from "./internal/set.ts"
 import { wholeNumberProblem } from "./internal/validate.ts"
 import { fromNodeError, fromSyscall } from "./internal/wire.ts"
@@ -240,7 +242,7 @@ export interface ConnectOptions {
  * @since 0.1.0
  * @category errors
  */
-export type ConnectError = ConnectionRefused | Unreachable | SocketError
+export type ConnectError = ConnectionRefused | Unreachable | UnsupportedRuntime | SocketError
 
 /**
  * Connects from inside the set. `own` runs, uninterruptibly, as soon as the socket exists, before
@@ -252,6 +254,8 @@ const connectWith = <R>(
   own: (socket: net.Socket) => Effect.Effect<void, never, R>
 ): Effect.Effect<net.Socket, ConnectError, PinnedThreads | R> => {
   const operation = "NamespacedSocket.connect"
+  const refused = runtime.connectionsInside(operation)
+  if (refused !== undefined) return Effect.fail(refused)
   const family = familyOf(options.host)
   if (family === undefined) {
     return Effect.fail(notAnAddress(operation, options.host))

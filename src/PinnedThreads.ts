@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { Config, type Duration, Effect, Layer } from "effect"
-import type { InvalidOptions, ThreadFailure } from "./NamespaceError.ts"
+import type { InvalidOptions, ThreadFailure, UnsupportedRuntime } from "./NamespaceError.ts"
 import * as observe from "./internal/observe.ts"
 import { PinnedThreads, type Stats } from "./internal/service.ts"
 import * as internal from "./internal/thread/layer.ts"
@@ -112,7 +112,9 @@ export type { Stats } from "./internal/service.ts"
  * `workerUrl` that is not a `file:` URL or an absolute path or names no file that can be read, an
  * unknown option) fail the layer with `InvalidOptions`. Without a `workerUrl`, a worker script missing from where gonso's modules are
  * (gonso bundled into the program without it, see docs/bundling.md) fails the layer with
- * `ThreadFailure`, naming the file.
+ * `ThreadFailure`, naming the file. A runtime without what every thread needs (`Worker`,
+ * `SharedArrayBuffer`, `Atomics.waitAsync`) fails it with `UnsupportedRuntime`, naming the runtime
+ * and what is missing (docs/runtimes.md).
  *
  * @since 0.1.0
  * @category layers
@@ -128,7 +130,7 @@ export type { Stats } from "./internal/service.ts"
  * )
  * ```
  */
-export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions> =>
+export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions | UnsupportedRuntime> =>
   Layer.effect(PinnedThreads, internal.make(options))
 
 /**
@@ -157,7 +159,7 @@ export const layer = (options: Options = {}): Layer.Layer<PinnedThreads, ThreadF
  * )
  * ```
  */
-export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions | Config.ConfigError> =>
+export const layerConfig = (options: Config.Wrap<Options>): Layer.Layer<PinnedThreads, ThreadFailure | InvalidOptions | UnsupportedRuntime | Config.ConfigError> =>
   Layer.effect(PinnedThreads, Effect.flatMap(Config.unwrap(options), internal.make))
 
 /**

@@ -218,6 +218,25 @@ export class UnsupportedKind extends Schema.TaggedError<UnsupportedKind>()("Unsu
 }
 
 /**
+ * What this JavaScript runtime cannot do for gonso (`runtime` is `"bun 1.4.5"`, say): `missing`
+ * says what is missing. Made at the layer for what every thread needs, and by an operation that
+ * needs what only some runtimes have (Node's adoption of a socket fd by `node:net`, say); gonso
+ * never falls back to doing it in the host's namespaces. docs/runtimes.md has the table.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedRuntime extends Schema.TaggedError<UnsupportedRuntime>()("UnsupportedRuntime", {
+  operation: Schema.String,
+  runtime: Schema.String,
+  missing: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: not supported on ${this.runtime}: ${this.missing}`
+  }
+}
+
+/**
  * Options that do not fit the operation (id maps without a new user namespace, an empty map, ...).
  *
  * @since 0.1.0
@@ -586,6 +605,7 @@ export type NamespaceError =
   | KindNotInSet
   | UserNamespaceNotEnterable
   | UnsupportedKind
+  | UnsupportedRuntime
   | InvalidOptions
   | AddressInUse
   | ConnectionRefused
@@ -609,7 +629,7 @@ const inspectSymbol = Symbol.for("nodejs.util.inspect.custom")
 for (
   const ErrorClass of [
     PermissionDenied, SystemError, InvalidKind, NotANamespace, KindMismatch, NamespaceNotFound, ProcessNotFound,
-    SetClosed, KindNotInSet, UserNamespaceNotEnterable, UnsupportedKind, InvalidOptions, AddressInUse,
+    SetClosed, KindNotInSet, UserNamespaceNotEnterable, UnsupportedKind, UnsupportedRuntime, InvalidOptions, AddressInUse,
     ConnectionRefused, Unreachable, ModuleTaskError, CommandNotFound, ThreadFailure, PayloadTooLarge, OutputTooLarge,
     LinkExists, LinkNotFound, NetworkPermissionDenied, NetlinkError, InvalidAddress, PathRefused, StaleNetnsName,
     ProcessMoved

@@ -4,7 +4,6 @@
  *
  * @internal
  */
-import * as fs from "node:fs"
 import { Effect, type Scope } from "effect"
 import { type InvalidKind, type KindNotInSet, type PermissionDenied, type SetClosed, type SystemError, UnsupportedKind } from "./errors.ts"
 import type { NamespaceKind } from "./kind.ts"
@@ -45,8 +44,7 @@ export const relative = (
         // EPERM: the relative lies outside the caller's own user namespace (or pid namespace).
         throw fromSyscall(error, operation, { kind: member.kind })
       }
-      const stats = fs.fstatSync(fd)
-      return { members: [{ kind: resultKind(member.kind), fd, dev: stats.dev, ino: stats.ino }] }
+      return { members: [{ kind: resultKind(member.kind), fd, ...libc.identityOfFd(fd) }] }
     })))
 
 /** `NamespaceSet.ownerUid`. */

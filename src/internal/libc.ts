@@ -88,6 +88,7 @@ const c = lazily({
   openat: () => lib.func("int openat(int dirfd, const char *path, int flags)"),
   fstatat: () => lib.func("int fstatat(int dirfd, const char *path, _Out_ uint8_t *buf, int flags)"),
   readlinkat: () => lib.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)"),
+  write: () => lib.func("long write(int fd, const uint8_t *buf, size_t len)"),
   close: () => lib.func("int close(int fd)"),
   fcntl: () => lib.func("int fcntl(int fd, int cmd, int arg)"),
   ioctl: () => lib.func("int ioctl(int fd, unsigned long request, unsigned long arg)"),
@@ -232,18 +233,51 @@ export const openAt = (dirfd: number, path: string, extra = 0): number =>
 const statBuffer = Buffer.alloc(256)
 
 /**
- * The device and inode of `path` relative to the directory `dirfd` (`fstatat(2)`): st_dev and
- * st_ino are the first two 64-bit fields of `struct stat` on x86_64 and arm64 alike.
+ * What `fstatat(2)` tells of a file, read off `struct stat`: st_dev and st_ino are its first two
+ * 64-bit fields on x86_64 and arm64 alike; st_mode follows the 64-bit st_nlink on x86_64 and
+ * comes before the 32-bit one on arm64; st_size is at byte 48 on both.
  */
-export const identityAt = (dirfd: number, path: string, flags = 0): { readonly dev: number; readonly ino: number } => {
+export interface FileStat {
+  readonly dev: number
+  readonly ino: number
+  /** The file's type and permission bits (`st_mode`). */
+  readonly mode: number
+  readonly size: number
+}
+
+const ST_MODE = process.arch === "x64" ? 24 : 16
+const ST_SIZE = 48
+const S_IFMT = 0o170000
+
+/** The file types of `st_mode`. */
+export const S_IFREG = 0o100000
+export const S_IFDIR = 0o040000
+export const S_IFLNK = 0o120000
+
+/** Whether `stat` is of the file type `type` (`S_IFREG`, `S_IFDIR`, `S_IFLNK`). */
+export const isFileType = (stat: FileStat, type: number): boolean => (stat.mode & S_IFMT) === type
+
+const readU64 = (offset: number) => statBuffer.readUInt32LE(offset) + statBuffer.readUInt32LE(offset + 4) * 2 ** 32
+
+/** `fstatat(2)` of `path` relative to the directory `dirfd`. */
+export const statAt = (dirfd: number, path: string, flags = 0): FileStat => {
   check("fstatat", c.fstatat(dirfd, cString("fstatat", path), statBuffer, flags))
-  return {
-    dev: statBuffer.readUInt32LE(0) + statBuffer.readUInt32LE(4) * 2 ** 32,
-    ino: statBuffer.readUInt32LE(8) + statBuffer.readUInt32LE(12) * 2 ** 32
-  }
+  return { dev: readU64(0), ino: readU64(8), mode: statBuffer.readUInt32LE(ST_MODE), size: readU64(ST_SIZE) }
+}
+
+/** The device and inode of `path` relative to the directory `dirfd`. */
+export const identityAt = (dirfd: number, path: string, flags = 0): { readonly dev: number; readonly ino: number } => {
+  const { dev, ino } = statAt(dirfd, path, flags)
+  return { dev, ino }
 }
 
 const AT_EMPTY_PATH = 0x1000
+
+/**
+ * `fstat(2)` of an fd of gonso's own (made through this module, not through `node:fs`): Deno's
+ * `node:fs` knows only the fds it opened itself, so no fd of ours goes to `fs.fstatSync`.
+ */
+export const statOfFd = (fd: number): FileStat => statAt(fd, "", AT_EMPTY_PATH)
 
 /** The device and inode of the file `fd` refers to. */
 export const identityOfFd = (fd: number): { readonly dev: number; readonly ino: number } => identityAt(fd, "", AT_EMPTY_PATH)
@@ -274,6 +308,19 @@ export const readlinkAt = (dirfd: number, path: string): string => {
 
 export const close = (fd: number): void => {
   check("close", c.close(fd))
+}
+
+/** Writes all of `data` to `fd` (`write(2)`, again after a short write; EINTR retried). */
+export const writeAll = (fd: number, data: Buffer): void => {
+  for (let written = 0; written < data.length;) {
+    const count = Number(c.write(fd, data.subarray(written), data.length - written))
+    if (count < 0) {
+      const errno = koffi.errno()
+      if (errnoName(errno) === "EINTR") continue
+      throw new SyscallFailure("write", errno)
+    }
+    written += count
+  }
 }
 
 /** A close-on-exec duplicate of `fd` (plain `dup()` would leak into children). */

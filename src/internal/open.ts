@@ -73,8 +73,7 @@ export const openMember = (operation: string, kind: NamespaceKind, path: string,
     const actual = Kind.fromCloneFlag(type)
     if (actual === undefined) throw new NotANamespace({ path, expected: kind })
     if (actual !== kind) throw new KindMismatch({ path, expected: kind, actual })
-    const stats = fs.fstatSync(fd)
-    return { kind, fd, dev: stats.dev, ino: stats.ino }
+    return { kind, fd, ...libc.identityOfFd(fd) }
   } catch (error) {
     libc.close(fd)
     throw error

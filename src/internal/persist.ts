@@ -14,7 +14,6 @@
  *
  * @internal
  */
-import * as fs from "node:fs"
 import { isMainThread } from "node:worker_threads"
 import type { NamespaceKind } from "./kind.ts"
 import * as libc from "./libc.ts"
@@ -143,7 +142,7 @@ const inspect = (operation: string, dirFd: number, name: string, path: string) =
     throw failure(operation, error, { path })
   }
   try {
-    const stats = fs.fstatSync(fd)
+    const stats = libc.statOfFd(fd)
     const nsfs = libc.filesystemType(fd) === libc.NSFS_MAGIC
     return { fd, stats, nsfs }
   } catch (error) {
@@ -165,8 +164,8 @@ const openTarget = (operation: string, dirFd: number, name: string, path: string
       closeQuietly(fd)
       throw refused(operation, path, reason)
     }
-    if (stats.isSymbolicLink()) refuse("is a symbolic link, which gonso never follows")
-    if (!stats.isFile()) refuse("exists and is not a regular file")
+    if (libc.isFileType(stats, libc.S_IFLNK)) refuse("is a symbolic link, which gonso never follows")
+    if (!libc.isFileType(stats, libc.S_IFREG)) refuse("exists and is not a regular file")
     if (exclusive) {
       if (nsfs) {
         closeQuietly(fd)
@@ -317,10 +316,10 @@ export const unmountAll = (operation: string, targets: ReadonlyArray<Unmount>): 
       const found = inspect(operation, parent.dirFd, parent.name, unmount.path)
       if (found === undefined) continue
       closeQuietly(found.fd)
-      if (found.stats.isSymbolicLink()) throw refused(operation, unmount.path, "is a symbolic link, which gonso never follows")
+      if (libc.isFileType(found.stats, libc.S_IFLNK)) throw refused(operation, unmount.path, "is a symbolic link, which gonso never follows")
       // Detached already (by an earlier try that failed halfway): the empty file gonso made for
       // it, with nothing on it. Anything else not a namespace mount is refused.
-      if (!found.nsfs && unmount.file && found.stats.isFile() && found.stats.size === 0) entry.mounted = false
+      if (!found.nsfs && unmount.file && libc.isFileType(found.stats, libc.S_IFREG) && found.stats.size === 0) entry.mounted = false
       else if (!found.nsfs) throw refused(operation, unmount.path, "is not a namespace mount; left as it is")
     }
     for (const { unmount, dirFd, name, mounted } of checked) {
@@ -334,7 +333,7 @@ export const unmountAll = (operation: string, targets: ReadonlyArray<Unmount>): 
         const left = inspect(operation, dirFd, name, unmount.path)
         if (left !== undefined) {
           closeQuietly(left.fd)
-          if (left.stats.isFile() && !left.nsfs && left.stats.size === 0) {
+          if (libc.isFileType(left.stats, libc.S_IFREG) && !left.nsfs && left.stats.size === 0) {
             try {
               libc.unlinkat(dirFd, name)
             } catch {
@@ -391,7 +390,7 @@ export const isStaleName = (path: string): boolean => {
     const found = inspect("", parent.dirFd, parent.name, path)
     if (found === undefined) return false
     closeQuietly(found.fd)
-    return found.stats.isFile() && !found.nsfs && found.stats.size === 0
+    return libc.isFileType(found.stats, libc.S_IFREG) && !found.nsfs && found.stats.size === 0
   } catch {
     return false
   } finally {

@@ -6,7 +6,6 @@
  *
  * @internal
  */
-import * as net from "node:net"
 import type { Readable, Writable } from "node:stream"
 import { NodeChildProcessSpawner, NodeServices, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, PlatformError, Redacted, type Scope, type Stream } from "effect"
@@ -25,12 +24,14 @@ import {
 } from "./errors.ts"
 import type { PinnedThreads } from "./service.ts"
 import * as libc from "./libc.ts"
+import * as runtime from "./runtime.ts"
 import { nsenterOptions } from "./nsenter.ts"
 import { duplicateFds } from "./open.ts"
 import { type NamespaceSet, runSpec } from "./set.ts"
 import type { Operations } from "./protocol.ts"
 import { byteLimitProblem, commandProblem, idProblem } from "./validate.ts"
-import { fromSyscall } from "./wire.ts"
+import { syscallError } from "./failure.ts"
+import { fromSyscall, fromWire } from "./wire.ts"
 
 /**
  * Options of {@link spawn}.
@@ -221,7 +222,9 @@ export const spawnWith = <R>(
     if (options.uid !== undefined) {
       argv = ["setpriv", `--reuid=${options.uid}`, `--regid=${options.gid}`, "--clear-groups", "--", ...argv]
     }
-    // Three pipes, made here; the child's ends are closed here once it has them.
+    // Three pipes, made here. The parent's ends are handed to streams before the child starts
+    // (a failure there leaves no child behind); the child's ends are closed once it has them.
+    // An fd handed over is -1 here, and the streams close it.
     const pipes = yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
@@ -237,22 +240,46 @@ export const spawnWith = <R>(
         catch: (error) => fromSyscall(error as libc.SyscallFailure, operation)
       }),
       (made) => Effect.sync(() => {
-        for (const [r, w] of made) {
-          for (const fd of [r, w]) {
-            try {
-              libc.close(fd)
-            } catch {
-              // Already handed to Node, which closes it.
-            }
-          }
+        for (const pair of made) {
+          for (const fd of pair) if (fd !== -1) libc.close(fd)
         }
       })
     )
     const [stdinPipe, stdoutPipe, stderrPipe] = pipes as [[number, number], [number, number], [number, number]]
+    const { stdin, stdoutReadable, stderrReadable } = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const made: Array<Readable | Writable> = []
+          const handOver = <S extends Readable | Writable>(pair: [number, number], end: 0 | 1, make: (fd: number, close: (fd: number) => void) => S): S => {
+            const stream = make(pair[end], libc.close)
+            pair[end] = -1
+            made.push(stream)
+            return stream
+          }
+          try {
+            return {
+              stdin: handOver(stdinPipe, 1, runtime.pipeWritable),
+              stdoutReadable: handOver(stdoutPipe, 0, runtime.pipeReadable),
+              stderrReadable: handOver(stderrPipe, 0, runtime.pipeReadable)
+            }
+          } catch (error) {
+            for (const stream of made) stream.destroy()
+            throw error
+          }
+        },
+        // A libc failure, or the runtime's own fs failing to open a pipe again (runtime.ts).
+        catch: (error) => fromWire(syscallError(operation, error)) as PermissionDenied | SystemError
+      }),
+      (streams) => Effect.sync(() => {
+        streams.stdin.destroy()
+        streams.stdoutReadable.destroy()
+        streams.stderrReadable.destroy()
+      })
+    )
     const childEnds = [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] as const
     // From the start of the child until its finalizer is registered nothing may interrupt: the
     // child would be left running, unreaped.
-    const { pid, stdin, stdoutReadable, stderrReadable, exited, killGroup } = yield* Effect.uninterruptible(Effect.gen(function*() {
+    const { pid, exited, killGroup } = yield* Effect.uninterruptible(Effect.gen(function*() {
       const pid = yield* start({
         operation,
         command: argv[0]!,
@@ -261,12 +288,11 @@ export const spawnWith = <R>(
         stdio: childEnds,
         ...(options.cwd === undefined ? {} : { cwd: options.cwd })
       })
-      for (const fd of childEnds) libc.close(fd)
-      // The parent's ends now belong to Node streams, which close them; forget them here.
-      const stdin = new net.Socket({ fd: stdinPipe[1], readable: false, writable: true })
-      const stdoutReadable = new net.Socket({ fd: stdoutPipe[0], readable: true, writable: false })
-      const stderrReadable = new net.Socket({ fd: stderrPipe[0], readable: true, writable: false })
-      pipes.length = 0
+      for (const [pair, end] of [[stdinPipe, 0], [stdoutPipe, 1], [stderrPipe, 1]] as const) {
+        const fd = pair[end]
+        pair[end] = -1
+        libc.close(fd)
+      }
       stdin.on("error", () => {}) // EPIPE once the child has exited is not an error of ours.
 
       const exited = yield* Deferred.make<ExitStatus>()
@@ -295,12 +321,9 @@ export const spawnWith = <R>(
             yield* Deferred.await(exited)
           }
           yield* Fiber.interrupt(reaper)
-          stdin.destroy()
-          stdoutReadable.destroy()
-          stderrReadable.destroy()
         })
       )
-      return { pid, stdin, stdoutReadable, stderrReadable, exited, killGroup }
+      return { pid, exited, killGroup }
     }))
     const stream = (readable: Readable) =>
       NodeStream.fromReadable<Uint8Array, SystemError>({

@@ -5,7 +5,7 @@
  * @internal
  */
 import * as fs from "node:fs"
-import { stripTypeScriptTypes } from "node:module"
+import * as nodeModule from "node:module"
 import { Worker } from "node:worker_threads"
 import type * as channel from "../channel.ts"
 import { PINNED_THREAD, type WorkerData } from "../protocol.ts"
@@ -46,13 +46,15 @@ export const strippedSources = (() => {
 
 /**
  * Node marks `stripTypeScriptTypes` experimental and warns once; it does the stripping Node itself
- * does. `"strip"` (the worker's sources are erasable TypeScript): Node 26 has no other mode.
+ * does. `"strip"` (the worker's sources are erasable TypeScript): Node 26 has no other mode. Read
+ * off the module object when it is called, not imported by name: a runtime without it (Bun) must
+ * still load gonso's built package, which never strips.
  */
 const strip = (code: string): string => {
   const emitWarning = process.emitWarning
   process.emitWarning = () => {}
   try {
-    return stripTypeScriptTypes(code, { mode: "strip" })
+    return nodeModule.stripTypeScriptTypes(code, { mode: "strip" })
   } finally {
     process.emitWarning = emitWarning
   }

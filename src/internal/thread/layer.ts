@@ -9,11 +9,12 @@
 import { constants as fsConstants, promises as fsp } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { isMainThread, workerData } from "node:worker_threads"
+import { isMainThread, Worker, workerData } from "node:worker_threads"
 import { Duration, Effect, Option, Schema } from "effect"
-import { InvalidOptions, ThreadFailure } from "../errors.ts"
+import { InvalidOptions, ThreadFailure, type UnsupportedRuntime } from "../errors.ts"
 import * as observe from "../observe.ts"
 import { PINNED_THREAD } from "../protocol.ts"
+import { missingForThreads } from "../runtime.ts"
 import { PinnedThreads } from "../service.ts"
 import { cStringProblem, decodeOptions, describe } from "../validate.ts"
 import { defaultWorkerUrl } from "../workerUrl.ts"
@@ -166,6 +167,8 @@ export const make = (options: object) =>
         reason: "PinnedThreads.layer was built on a pinned thread, where no thread may be started: most likely the workerUrl of the layer that started this thread names the program itself, not gonso's worker (gonso/worker; see gonso's docs/bundling.md)"
       })
     }
+    const unsupported: UnsupportedRuntime | undefined = missingForThreads(operation, Worker)
+    if (unsupported !== undefined) return yield* unsupported
     const { workerUrl: given, ...limits } = yield* validOptions(options)
     const workerUrl = yield* checkWorker(given)
     yield* Effect.promise(() => fsp.access("/"))

@@ -33,8 +33,7 @@ const openMembers = (operation: string, kinds: ReadonlyArray<NamespaceKind>, pat
   try {
     for (const kind of kinds) {
       const fd = state.openProc(pathOf(kind))
-      const stats = fs.fstatSync(fd)
-      members.push({ kind, fd, dev: stats.dev, ino: stats.ino })
+      members.push({ kind, fd, ...libc.identityOfFd(fd) })
     }
   } catch (error) {
     for (const member of members) libc.close(member.fd)
@@ -104,7 +103,7 @@ const clone = (args: Operations["clone"]["args"]): Operations["clone"]["result"]
     try {
       const fd = state.openProc(`${pid}/${file}`, O_WRONLY)
       try {
-        fs.writeSync(fd, text)
+        libc.writeAll(fd, Buffer.from(text))
       } finally {
         libc.close(fd)
       }
