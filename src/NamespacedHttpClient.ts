@@ -18,7 +18,7 @@ import { Cause, Effect, Exit, Layer, type Scope } from "effect"
 import type { HttpClient } from "effect/http"
 import type { UnsupportedRuntime } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
-import * as NamespacedSocket from "./NamespacedSocket.ts"
+import * as NamespacedSocket from "./internal/socket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as runtime from "./internal/runtime.ts"
 

@@ -11,7 +11,7 @@ import type { HttpServer } from "effect/http"
 import type { ServeError } from "effect/http/HttpServerError"
 import type { PermissionDenied, SystemError } from "./NamespaceError.ts"
 import type { NamespaceSet } from "./NamespaceSet.ts"
-import * as NamespacedSocket from "./NamespacedSocket.ts"
+import * as NamespacedSocket from "./internal/socket.ts"
 import type { PinnedThreads } from "./PinnedThreads.ts"
 import * as libc from "./internal/libc.ts"
 

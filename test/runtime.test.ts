@@ -63,7 +63,8 @@ describe("a child's pipes as streams", () => {
   it("the runtime is named as process.versions tells it", () => {
     assert.strictEqual(runtime.current.name, "node")
     assert.strictEqual(runtime.description, `node ${process.versions.node}`)
-    assert.isTrue(runtime.adoptsSocketFds)
+    assert.isTrue(runtime.adoptsPipes)
+    assert.strictEqual(runtime.connecting, "adopt-then-connect")
     assert.isUndefined(runtime.connectionsInside("NamespacedSocket.connect"))
     assert.isUndefined(runtime.missingForThreads("PinnedThreads.layer", function Worker() {}))
     assert.include(runtime.missingForThreads("PinnedThreads.layer", undefined)?.message ?? "", "not supported on node")

@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { NamespacedHttpClient, NamespacedHttpServer, NamespacedSocket, NamespaceSet, PinnedThreads, Task } from "../src/index.ts"
+import * as socketInternal from "../src/internal/socket.ts"
 import { onHost, readToEnd, withThreads } from "./helpers.ts"
 
 /** A new network namespace with its loopback up. */
@@ -53,57 +54,86 @@ withThreads({ min: 1, max: 2 })("sockets and servers", (it) => {
         assert.notInclude(listeningPorts(onHost("ss", ["-ltnH"])), socket.port)
       }))
 
-    it.effect("connect reaches a server that exists only inside the namespace", () =>
-      Effect.gen(function*() {
-        const set = yield* isolatedNet
-        const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
-        yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("pong")))
-        const socket = yield* NamespacedSocket.connect(set, { host: "127.0.0.1", port: listening.port })
-        const reply = yield* readToEnd(socket)
-        assert.strictEqual(reply, "pong")
-        const refused = yield* Effect.flip(NamespacedSocket.connect(set, { host: "127.0.0.1", port: 1 }))
-        assert.strictEqual(refused._tag, "ConnectionRefused")
-        const unreachable = yield* Effect.flip(NamespacedSocket.connect(set, { host: "10.255.255.1", port: 80 }))
-        assert.strictEqual(unreachable._tag, "Unreachable")
-      }))
+    // Both ways a connection is made (src/internal/runtime.ts): Node's own connect of the adopted
+    // socket, and gonso's connect through libc before the runtime adopts it (Deno's way).
+    for (
+      const [way, connect] of [
+        ["node:net connects the set's socket", NamespacedSocket.connect],
+        ["libc connects the set's socket, then node:net adopts it", (set: NamespaceSet.NamespaceSet, options: NamespacedSocket.ConnectOptions) =>
+          socketInternal.connectWith(set, options, (socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy())), "connect-then-adopt")]
+      ] as const
+    ) {
+      it.effect(`${way}: connect reaches a server that exists only inside the namespace`, () =>
+        Effect.gen(function*() {
+          const set = yield* isolatedNet
+          const listening = yield* NamespacedSocket.listen(set, { host: "127.0.0.1", port: 0 })
+          yield* NamespacedSocket.serve(listening, net.createServer((connection) => connection.end("pong")))
+          const socket = yield* connect(set, { host: "127.0.0.1", port: listening.port })
+          const reply = yield* readToEnd(socket)
+          assert.strictEqual(reply, "pong")
+          const refused = yield* Effect.flip(connect(set, { host: "127.0.0.1", port: 1 }))
+          assert.strictEqual(refused._tag, "ConnectionRefused")
+          const unreachable = yield* Effect.flip(connect(set, { host: "10.255.255.1", port: 80 }))
+          assert.strictEqual(unreachable._tag, "Unreachable")
+        }))
 
-    it.effect("a connect that hangs can be interrupted, and leaves no socket behind", () =>
-      Effect.gen(function*() {
-        const set = yield* isolatedNet
-        // The SYN goes out of a veth whose peer has no address, to a neighbour that does not exist:
-        // nothing ever answers, and the kernel retries for minutes.
-        for (
-          const args of [
-            ["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-            ["addr", "add", "169.254.9.1/24", "dev", "v0"],
-            ["link", "set", "v0", "up"],
-            ["link", "set", "v1", "up"],
-            ["neigh", "add", "169.254.9.2", "lladdr", "02:00:00:00:09:02", "dev", "v0"]
-          ]
-        ) {
-          const done = yield* NamespaceSet.run(set, Task.exec("ip", args))
-          assert.strictEqual(done.exitCode, 0, done.stderr)
-        }
-        const sockets = () => fs.readdirSync("/proc/self/fd").filter((fd) => {
-          try {
-            return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")
-          } catch {
-            return false // closed since it was listed
+      it.effect(`${way}: a connect that hangs can be interrupted, and leaves no socket behind`, () =>
+        Effect.gen(function*() {
+          const set = yield* isolatedNet
+          // The SYN goes out of a veth whose peer has no address, to a neighbour that does not exist:
+          // nothing ever answers, and the kernel retries for minutes.
+          for (
+            const args of [
+              ["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+              ["addr", "add", "169.254.9.1/24", "dev", "v0"],
+              ["link", "set", "v0", "up"],
+              ["link", "set", "v1", "up"],
+              ["neigh", "add", "169.254.9.2", "lladdr", "02:00:00:00:09:02", "dev", "v0"]
+            ]
+          ) {
+            const done = yield* NamespaceSet.run(set, Task.exec("ip", args))
+            assert.strictEqual(done.exitCode, 0, done.stderr)
           }
-        }).length
-        const before = sockets()
-        const fiber = yield* Effect.forkChild(Effect.scoped(NamespacedSocket.connect(set, { host: "169.254.9.2", port: 80 })))
-        const ss = () => NamespaceSet.run(set, Task.exec("ss", ["-tnH", "state", "syn-sent"]))
-        for (let i = 0; i < 250 && (yield* ss()).stdout.trim() === ""; i++) yield* Effect.sleep("20 millis")
-        assert.include((yield* ss()).stdout, "169.254.9.2:80")
-        const started = Date.now()
-        yield* Fiber.interrupt(fiber)
-        const exit = yield* Fiber.await(fiber)
-        assert.isTrue(Exit.hasInterrupts(exit))
-        assert.isBelow(Date.now() - started, 5_000)
-        assert.strictEqual((yield* ss()).stdout.trim(), "")
-        assert.strictEqual(sockets(), before)
-      }))
+          const sockets = () => fs.readdirSync("/proc/self/fd").filter((fd) => {
+            try {
+              return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")
+            } catch {
+              return false // closed since it was listed
+            }
+          }).length
+          const before = sockets()
+          const fiber = yield* Effect.forkChild(Effect.scoped(connect(set, { host: "169.254.9.2", port: 80 })))
+          const ss = () => NamespaceSet.run(set, Task.exec("ss", ["-tnH", "state", "syn-sent"]))
+          for (let i = 0; i < 250 && (yield* ss()).stdout.trim() === ""; i++) yield* Effect.sleep("20 millis")
+          assert.include((yield* ss()).stdout, "169.254.9.2:80")
+          const started = Date.now()
+          yield* Fiber.interrupt(fiber)
+          const exit = yield* Fiber.await(fiber)
+          assert.isTrue(Exit.hasInterrupts(exit))
+          assert.isBelow(Date.now() - started, 5_000)
+          assert.strictEqual((yield* ss()).stdout.trim(), "")
+          assert.strictEqual(sockets(), before)
+        }))
+
+      it.effect(`${way}: from a set whose loopback is down, the host's listener on 127.0.0.1 is never reached`, () =>
+        Effect.gen(function*() {
+          let reached = false
+          const host = net.createServer((socket) => {
+            reached = true
+            socket.destroy()
+          })
+          yield* Effect.acquireRelease(
+            Effect.callback<void>((resume) => void host.listen(0, "127.0.0.1", () => resume(Effect.void))),
+            () => Effect.sync(() => host.close())
+          )
+          const port = (host.address() as net.AddressInfo).port
+          const set = yield* NamespaceSet.unshareCurrent(["net"])
+          const failure = yield* Effect.flip(connect(set, { host: "127.0.0.1", port }))
+          assert.strictEqual(failure._tag, "Unreachable")
+          yield* Effect.sleep("50 millis")
+          assert.isFalse(reached)
+        }))
+    }
 
     it.effect("a port in use inside is AddressInUse; the same port is free on the host and in another set", () =>
       Effect.gen(function*() {

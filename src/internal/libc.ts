@@ -117,6 +117,8 @@ const c = lazily({
   listen: () => lib.func("int listen(int fd, int backlog)"),
   setsockopt: () => lib.func("int setsockopt(int fd, int level, int name, const int *value, uint32_t len)"),
   getsockname: () => lib.func("int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)"),
+  connect: () => lib.func("int connect(int fd, const uint8_t *addr, uint32_t len)"),
+  getsockopt: () => lib.func("int getsockopt(int fd, int level, int name, _Out_ int *value, _Inout_ uint32_t *len)"),
   inetPton: () => lib.func("int inet_pton(int af, const char *src, _Out_ uint8_t *dst)"),
   pipe2: () => lib.func("int pipe2(_Out_ int *fds, int flags)"),
   faInit: () => lib.func("int posix_spawn_file_actions_init(uint8_t *actions)"),
@@ -700,6 +702,42 @@ export const boundPort = (fd: number): number => {
   const length = [address.length]
   check("getsockname", c.getsockname(fd, address, length))
   return address.readUInt16BE(2)
+}
+
+/**
+ * Starts connecting the non-blocking socket `fd` to `address`: `true` when it connected at once,
+ * `false` when it is under way (`EINPROGRESS`: see {@link connectResult}); throws on any other
+ * failure (`ECONNREFUSED`, `ENETUNREACH`, ...).
+ */
+export const connectStart = (fd: number, address: Buffer): boolean => {
+  if (c.connect(fd, address, address.length) === 0) return true
+  const code = koffi.errno()
+  if (errnoName(code) === "EINPROGRESS") return false
+  throw new SyscallFailure("connect", code)
+}
+
+const SO_ERROR = 4
+const POLLOUT = 4
+
+/**
+ * Where a connection started by {@link connectStart} is, without waiting: `undefined` while it
+ * is still under way, `true` once connected; throws the failure it ended with (`SO_ERROR`).
+ */
+export const connectResult = (fd: number): true | undefined => {
+  const pollfd = Buffer.alloc(8)
+  pollfd.writeInt32LE(fd, 0)
+  pollfd.writeInt16LE(POLLOUT, 4)
+  const ready = nl.poll(pollfd, 1, 0)
+  if (ready < 0) {
+    const code = koffi.errno()
+    if (errnoName(code) === "EINTR") return undefined
+    throw new SyscallFailure("poll", code)
+  }
+  if (ready === 0) return undefined
+  const value = [0]
+  check("getsockopt", c.getsockopt(fd, SOL_SOCKET, SO_ERROR, value, [4]))
+  if (value[0] !== 0) throw new SyscallFailure("connect", value[0]!)
+  return true
 }
 
 // ---------------------------------------------------------------------------------------------

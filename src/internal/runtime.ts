@@ -1,7 +1,7 @@
 /**
  * Which JavaScript runtime gonso runs on (Node, Bun or Deno), and the few places where they differ
- * for gonso: how an fd made through libc becomes a Node stream, and whether `node:net` can adopt
- * a socket's fd. Every such decision is made here, once.
+ * for gonso: how a pipe made through libc becomes a Node stream, and how a socket made inside a
+ * set is connected. Every such decision is made here, once.
  *
  * @internal
  */
@@ -28,20 +28,34 @@ export const current: Runtime = versions.bun !== undefined
 export const description = `${current.name} ${current.version}`
 
 /**
- * Whether `node:net` can take over a socket fd made through libc (`new net.Socket({ fd })`,
- * `server.listen({ fd })`): Node's can; Deno's `node:net` knows only sockets it made itself, and
- * Bun's neither reads from an adopted fd nor says so.
+ * Whether `node:net` reads and writes a pipe fd made through libc (`new net.Socket({ fd })`):
+ * Node's does; Bun's neither reads from an adopted fd nor says so, and Deno's does not take one.
  */
-export const adoptsSocketFds = current.name === "node"
+export const adoptsPipes = current.name === "node"
 
 /**
- * `UnsupportedRuntime` for a connection from inside a set, where `node:net` cannot adopt the
- * set's socket: Bun's and Deno's `net.Socket({ fd })` followed by `connect` make a socket of their
- * own, in the host's network namespace, and Bun's HTTP client bypasses an agent's
- * `createConnection`. Refused, never let through to the host's network.
+ * How a connection from inside a set is made (the set's socket is made by a pinned thread):
+ * - `"adopt-then-connect"` (Node): `net.Socket({ fd })` adopts the socket, and its `connect`
+ *   connects that very socket;
+ * - `"connect-then-adopt"` (Deno): Deno's `connect` would make a socket of its own, in the host's
+ *   network namespace, but it adopts a socket that is connected already: gonso connects it
+ *   through libc first;
+ * - `"unsupported"` (Bun): Bun's `net.Socket` neither connects an adopted socket (it makes one of
+ *   its own, in the host's namespace) nor uses a connected one ("Socket is closed"), and its HTTP
+ *   client does not ask an agent for connections.
  */
-export const connectionsInside = (operation: string): UnsupportedRuntime | undefined =>
-  adoptsSocketFds ? undefined : new UnsupportedRuntime({
+export const connecting: "adopt-then-connect" | "connect-then-adopt" | "unsupported" = current.name === "node"
+  ? "adopt-then-connect"
+  : current.name === "deno"
+  ? "connect-then-adopt"
+  : "unsupported"
+
+/**
+ * `UnsupportedRuntime` for a connection from inside a set where the runtime cannot make one
+ * (see {@link connecting}): refused, never let through to the host's network.
+ */
+export const connectionsInside = (operation: string, mode = connecting): UnsupportedRuntime | undefined =>
+  mode !== "unsupported" ? undefined : new UnsupportedRuntime({
     operation,
     runtime: description,
     missing: "node:net cannot connect a socket made inside the set (it would connect from the host's network namespace)"
@@ -70,11 +84,11 @@ export const missingForThreads = (operation: string, worker: unknown): Unsupport
  * there the pipe is opened again through `/proc/self/fd` (a pipe opened so is the same pipe) by
  * the runtime's own `fs`, read by its file stream, and gonso's fd closed at once.
  */
-export const pipeReadable = (fd: number, close: (fd: number) => void, adopt = adoptsSocketFds): Readable =>
+export const pipeReadable = (fd: number, close: (fd: number) => void, adopt = adoptsPipes): Readable =>
   adopt ? new net.Socket({ fd, readable: true, writable: false }) : fs.createReadStream("", { fd: reopen(fd, "r", close) })
 
 /** The write end of a pipe made through libc, as a stream that owns it; as {@link pipeReadable}. */
-export const pipeWritable = (fd: number, close: (fd: number) => void, adopt = adoptsSocketFds): Writable =>
+export const pipeWritable = (fd: number, close: (fd: number) => void, adopt = adoptsPipes): Writable =>
   adopt ? new net.Socket({ fd, readable: false, writable: true }) : fs.createWriteStream("", { fd: reopen(fd, "w", close) })
 
 /** The runtime's own fd on what gonso's `fd` refers to; gonso's is closed once that is open. */
