@@ -27,6 +27,9 @@ export const current: Runtime = versions.bun !== undefined
 /** `"bun 1.4.5"`: how errors name the runtime. */
 export const description = `${current.name} ${current.version}`
 
+/** Whether a Worker whose script is TypeScript runs it as it is: Bun's and Deno's do; Node's is given stripped sources. */
+export const runsTypeScript = current.name !== "node"
+
 /**
  * Whether `node:net` reads and writes a pipe fd made through libc (`new net.Socket({ fd })`):
  * Node's does; Bun's neither reads from an adopted fd nor says so, and Deno's does not take one.

@@ -9,9 +9,13 @@ import * as nodeModule from "node:module"
 import { Worker } from "node:worker_threads"
 import type * as channel from "../channel.ts"
 import { PINNED_THREAD, type WorkerData } from "../protocol.ts"
+import * as runtime from "../runtime.ts"
 
-/** Whether a worker script is TypeScript, started through the stripped sources and `bootstrap`. */
-export const isTypeScript = (entry: URL): boolean => entry.pathname.endsWith(".ts")
+/**
+ * Whether a worker script is TypeScript that Node must be handed stripped (through `bootstrap`):
+ * Bun and Deno run a TypeScript Worker themselves, and their `node:module` has no stripper.
+ */
+export const isTypeScript = (entry: URL): boolean => entry.pathname.endsWith(".ts") && !runtime.runsTypeScript
 
 /** What a failure to load the worker script should tell: where it was, and what to do. */
 export const bundlingHint =
