@@ -221,8 +221,23 @@ export const unshare = (flags: number): void => {
   check("unshare", c.unshare(flags))
 }
 
+const CLONE_NEWNS = 0x00020000
+
+/**
+ * `setns(2)`. The kernel refuses to move a thread into a mount namespace (EINVAL) while its
+ * filesystem attributes (cwd, root) are shared with another thread. A pinned thread unshares
+ * them at birth, but a runtime may later start threads of its own from it (Bun does, now and
+ * then), which share them again: then they are unshared once more (`unshare(CLONE_FS)`, which
+ * touches this thread alone) and the join is tried again, once.
+ */
 export const setns = (fd: number, nstype: number): void => {
-  check("setns", c.setns(fd, nstype))
+  if (c.setns(fd, nstype) === 0) return
+  const code = koffi.errno()
+  if (nstype === CLONE_NEWNS && errnoName(code) === "EINVAL" && c.unshare(CLONE_FS) === 0) {
+    check("setns", c.setns(fd, nstype))
+    return
+  }
+  throw new SyscallFailure("setns", code)
 }
 
 /** `open(path, O_RDONLY | O_CLOEXEC | extra)`. */
