@@ -285,6 +285,93 @@ withThreads({ min: 1, max: 2 })("Network", (it) => {
         assert.deepStrictEqual(yield* names(other), ["lo"])
       }))
 
+    it.effect("LinkExists names the name that is taken and the set it is taken in, as ip there shows it", () =>
+      Effect.gen(function*() {
+        const a = yield* freshNet
+        const b = yield* freshNet
+        const idA = yield* NamespaceSet.id(a, "net")
+        const idB = yield* NamespaceSet.id(b, "net")
+        /** The error names a link that ip, inside the set the error names, shows. */
+        const isThere = function*(error: Network.Error, link: string, netns: string) {
+          assert.deepInclude(error, { _tag: "LinkExists", link, netns, errno: "EEXIST" })
+          const where = netns === idA ? a : b
+          assert.strictEqual((yield* ipJson(where, "link", "show", link))[0].ifname, link)
+          assert.include(error.message, `${JSON.stringify(link)} already exists`)
+          assert.include(error.message, netns)
+        }
+        yield* Network.addBridge(a, "eth0")
+        // The new name is the one taken, not the link renamed.
+        yield* isThere(yield* Effect.flip(Network.rename(a, "eth0", "lo")), "lo", idA)
+        // Either end's name may be the one taken, each in its own set.
+        yield* isThere(yield* Effect.flip(Network.addVethPair({ name: "x0", in: a }, { name: "lo", in: b })), "lo", idB)
+        yield* isThere(yield* Effect.flip(Network.addVethPair({ name: "eth0", in: a }, { name: "y0", in: b })), "eth0", idA)
+        // Moving onto a name taken in the target, its own or a new one: named there, and the link
+        // stays where it was (the kernel alone would move it under its old name, then refuse).
+        yield* Network.addVethPair({ name: "m0", in: a }, { name: "m1", in: a })
+        yield* Network.addBridge(b, "m1")
+        yield* isThere(yield* Effect.flip(Network.moveTo(a, "m1", b)), "m1", idB)
+        yield* isThere(yield* Effect.flip(Network.moveTo(a, "m0", b, { name: "lo" })), "lo", idB)
+        const names = (set: NamespaceSet.NamespaceSet) => Effect.map(Network.links(set), (links) => links.map((link) => link.name).sort())
+        assert.deepStrictEqual(yield* names(a), ["eth0", "lo", "m0", "m1"])
+        assert.deepStrictEqual(yield* names(b), ["lo", "m1"])
+      }))
+
+    it.effect("input of the wrong type, anywhere, is a typed error, never a defect, and nothing reaches the kernel", () =>
+      Effect.gen(function*() {
+        const set = yield* freshNet
+        const notASet = { net: 3 } as unknown as NamespaceSet.NamespaceSet
+        const any = <T>(value: unknown) => value as T
+        const calls: ReadonlyArray<readonly [string, Effect.Effect<unknown, Network.Error, PinnedThreads.PinnedThreads>]> = [
+          ["setUp(5)", Network.setUp(set, any(5))],
+          ["setDown({})", Network.setDown(set, any({}))],
+          ["setUp([5])", Network.setUp(set, any([5]))],
+          ["addAddress(lo, 5)", Network.addAddress(set, "lo", any(5))],
+          ["addAddress(5, cidr)", Network.addAddress(set, any(5), "10.0.0.1/24")],
+          ["removeAddress(lo, {})", Network.removeAddress(set, "lo", any({}))],
+          ["addRoute(5)", Network.addRoute(set, any(5))],
+          ["addRoute(destination 5)", Network.addRoute(set, any({ destination: 5 }))],
+          ["addRoute(gateway 5)", Network.addRoute(set, any({ destination: "default", gateway: 5 }))],
+          ["addRoute(source {})", Network.addRoute(set, any({ destination: "10.0.0.0/8", source: {} }))],
+          ["addRoute(device 5)", Network.addRoute(set, any({ destination: "10.0.0.0/8", device: 5 }))],
+          ["removeRoute(destination null)", Network.removeRoute(set, any({ destination: null }))],
+          ["addRoute(family bogus)", Network.addRoute(set, any({ destination: "default", family: "bogus" }))],
+          ["routes(family bogus)", Network.routes(set, any({ family: "bogus" }))],
+          ["links(not a set)", Network.links(notASet)],
+          ["link(not a set)", Network.link(notASet, "lo")],
+          ["moveTo(to not a set)", Network.moveTo(set, "lo", notASet)],
+          ["vethPair(in 5)", Network.addVethPair({ name: "a0", in: set }, { name: "b0", in: any(5) })],
+          ["rename(to 5)", Network.rename(set, "lo", any(5))]
+        ]
+        for (const [label, call] of calls) {
+          const exit = yield* Effect.exit(call)
+          assert.isTrue(Exit.isFailure(exit) && !Exit.hasDies(exit), `${label}: ${String(exit)}`)
+          const error = yield* Effect.flip(call)
+          assert.include(["InvalidOptions", "InvalidAddress"], error._tag, `${label}: ${String(error)}`)
+        }
+        // Nothing of it reached the set: no address, no route, links as they were.
+        assert.deepStrictEqual((yield* Network.links(set)).map((link) => [link.name, link.up, link.addresses.length]), [["lo", false, 0]])
+        assert.deepStrictEqual(yield* Network.routes(set), [])
+      }))
+
+    it.effect("a name the kernel would refuse (16 bytes or more, /, :, whitespace, . and ..) is InvalidOptions saying why; 15 bytes is a name", () =>
+      Effect.gen(function*() {
+        const set = yield* freshNet
+        yield* Network.addBridge(set, "d0")
+        for (const bad of ["a".repeat(16), "é".repeat(8), "a/b", "a:b", "a b", "a\tb", "a\nb", ".", ".."]) {
+          for (const call of [Network.addBridge(set, bad), Network.rename(set, "d0", bad), Network.link(set, bad), Network.setUp(set, ["lo", bad])]) {
+            const error = yield* Effect.flip(call)
+            assert.strictEqual(error._tag, "InvalidOptions", `${JSON.stringify(bad)}: ${String(error)}`)
+            assert.include(error.message, JSON.stringify(bad))
+          }
+        }
+        // The longest name there is, and one of 14 bytes in two-byte characters.
+        yield* Network.addBridge(set, "a".repeat(15))
+        yield* Network.rename(set, "d0", "é".repeat(7))
+        assert.deepStrictEqual((yield* ipJson(set, "link", "show")).map((link) => link.ifname), ["lo", "é".repeat(7), "a".repeat(15)])
+        // lo was not brought up by the setUp calls refused above.
+        assert.notInclude((yield* ipJson(set, "link", "show", "lo"))[0].flags, "UP")
+      }))
+
     plainIt("a link is found by name with no fd to spare beyond the netlink socket (running out was reported as a missing link)", () => {
       const script = new URL("./fixtures/netlink-last-fd.ts", import.meta.url).pathname
       const result = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$1"`, process.execPath, script], { encoding: "utf8", timeout: 30_000 })

@@ -12,11 +12,13 @@ import {
   InvalidAddress,
   InvalidOptions,
   type KindNotInSet,
+  LinkExists,
+  LinkNotFound,
   type NetworkError,
   type PermissionDenied,
   type SystemError
 } from "./errors.ts"
-import type { NamespaceSet } from "./set.ts"
+import { isNamespaceSet, type NamespaceSet } from "./set.ts"
 import type { PinnedThreads } from "./service.ts"
 import {
   type Attr,
@@ -39,7 +41,7 @@ import {
 } from "./netlink/codec.ts"
 import * as C from "./netlink/constants.ts"
 import { exchange as exchangeItems, type ExchangeError, type Item, loopbackUp as upLo, setFlags, withNetFd } from "./netlink/request.ts"
-import { cStringProblem } from "./validate.ts"
+import { cStringProblem, describe } from "./validate.ts"
 
 
 /**
@@ -142,21 +144,44 @@ const familyName = (family: number) => (family === C.AF_INET6 ? "inet6" : "inet"
 const named = (table: Record<number, string> | ReadonlyArray<string>, value: number) =>
   (table as Record<number, string>)[value] ?? String(value)
 
+/** The longest link name the kernel takes, in bytes (`IFNAMSIZ` less its NUL). */
+const MAX_LINK_NAME = 15
+
 /**
- * Why `name` cannot name a link, or undefined. A name reaches the kernel as a C string of UTF-8
- * bytes: one with a NUL byte would end there and name another link (`"lo\0x"` is `lo`), and a
- * lone surrogate half would be sent as U+FFFD, the name of yet another.
+ * Why `name` cannot name a link, or undefined: the kernel's own rule (`dev_valid_name`), checked
+ * here so that a bad name is `InvalidOptions` saying why, never the kernel's bare `ERANGE` or
+ * `EINVAL`. A name reaches the kernel as a C string of UTF-8 bytes: one with a NUL byte would end
+ * there and name another link (`"lo\0x"` is `lo`), and a lone surrogate half would be sent as
+ * U+FFFD, the name of yet another.
  */
 const linkNameProblem = (name: unknown): string | undefined => {
   const problem = cStringProblem(name)
   if (problem !== undefined) return problem
-  return (name as string).isWellFormed() ? undefined : `is not well-formed Unicode (a lone surrogate would be sent as U+FFFD): ${JSON.stringify(name)}`
+  const text = name as string
+  if (text === "") return `is empty ("")`
+  if (!text.isWellFormed()) return `is not well-formed Unicode (a lone surrogate would be sent as U+FFFD): ${JSON.stringify(text)}`
+  const bytes = Buffer.byteLength(text)
+  if (bytes > MAX_LINK_NAME) return `is ${bytes} bytes long, longer than the kernel's ${MAX_LINK_NAME}: ${JSON.stringify(text)}`
+  if (text === "." || text === "..") return `cannot be ${JSON.stringify(text)}`
+  // The kernel's isspace(): space, \t, \n, \v, \f, \r.
+  const bad = /[/: \t\n\v\f\r]/.exec(text)
+  if (bad !== null) return `contains ${JSON.stringify(bad[0])}, which no link name may: ${JSON.stringify(text)}`
+  return undefined
 }
 
-/** A name a link is to be given (made, renamed or moved): a link name, and not empty. */
-const newNameProblem = (operation: string, name: unknown): InvalidOptions | undefined => {
-  const problem = name === "" ? `is empty ("")` : linkNameProblem(name)
+const nameError = (operation: string, name: unknown): InvalidOptions | undefined => {
+  const problem = linkNameProblem(name)
   return problem === undefined ? undefined : new InvalidOptions({ operation, reason: `link name ${problem}` })
+}
+
+/** Why `set` is not a set (a caller's mistake, typed), or undefined. */
+const setProblem = (operation: string, set: unknown, role = "set"): InvalidOptions | undefined =>
+  isNamespaceSet(set) ? undefined : new InvalidOptions({ operation, reason: `the ${role} must be a NamespaceSet, not ${describe(set)}` })
+
+/** {@link withNetFd}, for a `target` given by the caller (checked to be a set). */
+const withTargetNetFd = <A, E, R>(operation: string, target: NamespaceSet, f: (fd: number, netns: string) => Effect.Effect<A, E, R>) => {
+  const problem = setProblem(operation, target, "target")
+  return problem === undefined ? withNetFd(operation, target, f) : Effect.fail(problem)
 }
 
 /** The exchange of `items`, once every link they name has been checked. */
@@ -165,10 +190,12 @@ const exchange = (
   set: NamespaceSet,
   items: ReadonlyArray<Item>
 ): Effect.Effect<ReadonlyArray<Buffer>, ExchangeError | InvalidOptions, PinnedThreads> => {
+  const notASet = setProblem(operation, set)
+  if (notASet !== undefined) return Effect.fail(notASet)
   for (const item of items) {
-    for (const name of [item.link, item.headerIndexOf, ...(item.indexOf ?? []).map((each) => each.link)]) {
-      const problem = name === undefined ? undefined : linkNameProblem(name)
-      if (problem !== undefined) return Effect.fail(new InvalidOptions({ operation, reason: `link name ${problem}` }))
+    for (const name of [item.link, item.headerIndexOf, item.exists?.link, ...(item.indexOf ?? []).map((each) => each.link)]) {
+      const problem = name === undefined ? undefined : nameError(operation, name)
+      if (problem !== undefined) return Effect.fail(problem)
     }
   }
   return exchangeItems(operation, set, items)
@@ -300,6 +327,9 @@ export interface RoutesOptions {
  * ```
  */
 export const routes = (set: NamespaceSet, options: RoutesOptions = {}): Effect.Effect<ReadonlyArray<Route>, Error, PinnedThreads> => {
+  if (options.family !== undefined && options.family !== "inet" && options.family !== "inet6") {
+    return Effect.fail(new InvalidOptions({ operation: "Network.routes", reason: `family must be "inet" or "inet6", not ${describe(options.family)}` }))
+  }
   const families = options.family === undefined ? [C.AF_INET, C.AF_INET6] : [options.family === "inet6" ? C.AF_INET6 : C.AF_INET]
   const table = options.table ?? C.RT_TABLE_MAIN
   return Effect.map(
@@ -333,7 +363,19 @@ export const routes = (set: NamespaceSet, options: RoutesOptions = {}): Effect.E
 // Changing links
 // ---------------------------------------------------------------------------------------------
 
-const names = (links: string | ReadonlyArray<string>): ReadonlyArray<string> => (typeof links === "string" ? [links] : links)
+/** One link name or an array of them, as an array (each name is checked by `exchange`). */
+const names = (operation: string, links: unknown): ReadonlyArray<string> | InvalidOptions =>
+  typeof links === "string"
+    ? [links]
+    : Array.isArray(links)
+    ? links
+    : new InvalidOptions({ operation, reason: `links must be a link name or an array of them, not ${describe(links)}` })
+
+/** The exchange of one item per link of `links`. */
+const perLink = (operation: string, set: NamespaceSet, links: unknown, item: (name: string) => Item) => {
+  const each = names(operation, links)
+  return each instanceof InvalidOptions ? Effect.fail(each) : Effect.asVoid(exchange(operation, set, each.map(item)))
+}
 
 /**
  * Sets links up (`ip link set NAME up`), in order, in one exchange.
@@ -356,7 +398,7 @@ const names = (links: string | ReadonlyArray<string>): ReadonlyArray<string> => 
  * ```
  */
 export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
-  Effect.asVoid(exchange("Network.setUp", set, names(links).map((name) => setFlags(name, C.IFF_UP, C.IFF_UP))))
+  perLink("Network.setUp", set, links, (name) => setFlags(name, C.IFF_UP, C.IFF_UP))
 
 /**
  * Sets links down (`ip link set NAME down`).
@@ -379,7 +421,7 @@ export const setUp = (set: NamespaceSet, links: string | ReadonlyArray<string>):
  * ```
  */
 export const setDown = (set: NamespaceSet, links: string | ReadonlyArray<string>): Effect.Effect<void, Error, PinnedThreads> =>
-  Effect.asVoid(exchange("Network.setDown", set, names(links).map((name) => setFlags(name, 0, C.IFF_UP))))
+  perLink("Network.setDown", set, links, (name) => setFlags(name, 0, C.IFF_UP))
 
 /**
  * Brings `lo` up: a new network namespace's loopback starts down, and even 127.0.0.1 does not work
@@ -453,9 +495,9 @@ export const setMtu = (set: NamespaceSet, link: string, mtu: number): Effect.Eff
  * ```
  */
 export const rename = (set: NamespaceSet, link: string, name: string): Effect.Effect<void, Error, PinnedThreads> => {
-  const problem = newNameProblem("Network.rename", name)
+  const problem = nameError("Network.rename", name)
   if (problem !== undefined) return Effect.fail(problem)
-  return Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), creates: true }]))
+  return Effect.asVoid(exchange("Network.rename", set, [{ ...setFlags(link, 0, 0, [str(C.IFLA_IFNAME, name)]), exists: { link: name } }]))
 }
 
 /**
@@ -510,7 +552,8 @@ export const detach = (set: NamespaceSet, link: string): Effect.Effect<void, Err
 
 /**
  * Moves a link into another set's network namespace (`ip link set NAME netns ...`), optionally
- * renaming it on the way (the name must be free there: `LinkExists`).
+ * renaming it on the way. A name taken there (the link's own, or the new one) is `LinkExists`
+ * naming it and the target's namespace, and the link stays where it was.
  *
  * @since 0.1.0
  * @category links
@@ -535,13 +578,25 @@ export const moveTo = (
   target: NamespaceSet,
   options: { readonly name?: string | undefined } = {}
 ): Effect.Effect<void, Error, PinnedThreads> => {
-  const problem = options.name === undefined ? undefined : newNameProblem("Network.moveTo", options.name)
+  const problem = options.name === undefined ? undefined : nameError("Network.moveTo", options.name)
   if (problem !== undefined) return Effect.fail(problem)
-  return withNetFd("Network.moveTo", target, (fd) =>
-    Effect.asVoid(exchange("Network.moveTo", set, [{
+  const operation = "Network.moveTo"
+  // A name taken in the target is the moved link's own (or the new one given) there.
+  return withTargetNetFd(operation, target, (fd, netns) => {
+    const move = Effect.asVoid(exchange(operation, set, [{
       ...setFlags(link, 0, 0, [u32(C.IFLA_NET_NS_FD, fd), ...(options.name === undefined ? [] : [str(C.IFLA_IFNAME, options.name)])]),
-      creates: true
-    }])))
+      exists: { link: options.name ?? link, netns }
+    }]))
+    const name = options.name
+    if (name === undefined) return move
+    // The kernel moves the link first and renames it after: onto a name taken in the target it
+    // would move the link under its old name, then fail. The name is looked up there first, so
+    // that a taken one leaves the link where it was (a link made there meanwhile still can).
+    return Effect.matchEffect(exchange(operation, target, [linkByName(name)]), {
+      onSuccess: () => Effect.fail(new LinkExists({ operation, link: name, netns, errno: "EEXIST", code: 17 })),
+      onFailure: (error) => (error instanceof LinkNotFound ? move : Effect.fail(error))
+    })
+  })
 }
 
 /**
@@ -598,7 +653,7 @@ const parseMac = (text: string): Buffer | undefined =>
   /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text) ? Buffer.from(text.split(":").map((h) => parseInt(h, 16))) : undefined
 
 const linkAttrs = (operation: string, name: string, options: LinkOptions): ReadonlyArray<Attr> | InvalidOptions => {
-  const problem = newNameProblem(operation, name)
+  const problem = nameError(operation, name)
   if (problem !== undefined) return problem
   if (options.mtu !== undefined && !isU32(options.mtu)) return new InvalidOptions({ operation, reason: `MTU ${options.mtu} is not a whole number of bytes` })
   const mac = options.mac === undefined ? undefined : parseMac(options.mac)
@@ -622,7 +677,7 @@ const create = (
 ): Effect.Effect<RawLink, Error, PinnedThreads> =>
   Effect.map(
     exchange(operation, set, [
-      { encoded: message(C.RTM_NEWLINK, C.NLM_F_CREATE | C.NLM_F_EXCL, ifinfomsg(), attrs), link: name, creates: true },
+      { encoded: message(C.RTM_NEWLINK, C.NLM_F_CREATE | C.NLM_F_EXCL, ifinfomsg(), attrs), link: name, exists: { link: name } },
       linkByName(name)
     ]),
     ([, link]) => rawLinks(link!)[0]!
@@ -656,14 +711,27 @@ export const addVethPair = (a: VethEnd, b: VethEnd): Effect.Effect<readonly [Lin
     const attrsB = linkAttrs(operation, b.name, b)
     if (attrsA instanceof InvalidOptions) return Effect.fail(attrsA)
     if (attrsB instanceof InvalidOptions) return Effect.fail(attrsB)
-    return withNetFd(operation, b.in, (fd) => {
+    return withTargetNetFd(operation, b.in, (fd, netnsB): Effect.Effect<readonly [LinkRef, LinkRef], Error, PinnedThreads> => {
       const peer = attr(C.VETH_INFO_PEER, attrsBuffer(ifinfomsg(), [...attrsB, u32(C.IFLA_NET_NS_FD, fd)]))
-      return Effect.map(
-        create(operation, a.in, a.name, [...attrsA, linkInfo("veth", [peer])]),
-        (made): readonly [LinkRef, LinkRef] => [
+      return create(operation, a.in, a.name, [...attrsA, linkInfo("veth", [peer])]).pipe(
+        Effect.map((made): readonly [LinkRef, LinkRef] => [
           { set: a.in, name: a.name, index: made.index },
           { set: b.in, name: b.name, index: made.link ?? 0 }
-        ]
+        ]),
+        // The kernel's EEXIST does not say which end's name is taken: if b's is, in b, it was that.
+        Effect.catch((error: Error): Effect.Effect<never, Error, PinnedThreads> =>
+          !(error instanceof LinkExists) ? Effect.fail(error) : Effect.flatMap(
+            Effect.exit(exchange(operation, b.in, [linkByName(b.name)])),
+            (found) =>
+              Effect.fail<Error>(found._tag === "Failure" ? error : new LinkExists({
+                operation: error.operation,
+                errno: error.errno,
+                code: error.code,
+                link: b.name,
+                netns: netnsB,
+                ...(error.kernelMessage === undefined ? {} : { kernelMessage: error.kernelMessage })
+              }))
+          ))
       )
     })
   })
@@ -828,10 +896,24 @@ export interface AddressOptions {
   readonly noDad?: boolean | undefined
 }
 
-const cidr = (operation: string, text: string, link?: string) => {
-  const parsed = parseCidr(text)
+/** `text`, which a caller gave as `what`, if it is a string; `InvalidOptions` otherwise. */
+const stringOption = (operation: string, what: string, text: unknown): InvalidOptions | undefined =>
+  typeof text === "string" ? undefined : new InvalidOptions({ operation, reason: `${what} must be a string, not ${describe(text)}` })
+
+/** The link an address error names, if the caller's link is one (a bad one is refused later). */
+const linkField = (link: unknown) => (typeof link === "string" ? { link } : {})
+
+const cidr = (
+  operation: string,
+  text: unknown,
+  link?: unknown,
+  what = "the address"
+): Effect.Effect<{ family: number; bytes: Buffer; prefix: number }, InvalidOptions | InvalidAddress> => {
+  const notText = stringOption(operation, what, text)
+  if (notText !== undefined) return Effect.fail(notText)
+  const parsed = parseCidr(text as string)
   return typeof parsed === "string"
-    ? Effect.fail(new InvalidAddress({ operation, address: text, reason: parsed, ...(link === undefined ? {} : { link }) }))
+    ? Effect.fail(new InvalidAddress({ operation, address: text as string, reason: parsed, ...linkField(link) }))
     : Effect.succeed(parsed)
 }
 
@@ -939,8 +1021,16 @@ export interface RouteSpec {
 const routeItem = (operation: string, type: number, flags: number, route: RouteSpec) =>
   Effect.gen(function*() {
     const bad = (address: string, reason: string) =>
-      Effect.fail(new InvalidAddress({ operation, address, reason, ...(route.device === undefined ? {} : { link: route.device }) }))
-    const destination = route.destination === "default" ? undefined : yield* cidr(operation, route.destination, route.device)
+      Effect.fail(new InvalidAddress({ operation, address, reason, ...linkField(route.device) }))
+    if (typeof route !== "object" || route === null) return yield* invalid(operation, `the route must be an object, not ${describe(route)}`)
+    for (const [what, value] of [["the gateway", route.gateway], ["the source", route.source]] as const) {
+      const notText = value === undefined ? undefined : stringOption(operation, what, value)
+      if (notText !== undefined) return yield* notText
+    }
+    if (route.family !== undefined && route.family !== "inet" && route.family !== "inet6") {
+      return yield* invalid(operation, `family must be "inet" or "inet6", not ${describe(route.family)}`)
+    }
+    const destination = route.destination === "default" ? undefined : yield* cidr(operation, route.destination, route.device, "the destination")
     const gateway = route.gateway === undefined ? undefined : parseIp(route.gateway)
     if (route.gateway !== undefined && gateway === undefined) return yield* bad(route.gateway, "the gateway is not an IPv4 or IPv6 address")
     const source = route.source === undefined ? undefined : parseIp(route.source)

@@ -33,8 +33,12 @@ export interface Item {
   readonly headerIndexOf?: string | undefined
   /** The link the request is about, named in its errors. */
   readonly link?: string | undefined
-  /** The request makes a link: `EEXIST` means a link of that name exists. */
-  readonly creates?: boolean | undefined
+  /**
+   * The request gives a link a name (makes, renames or moves it): `EEXIST` means a link named
+   * `link` exists already in `netns` (the kernel's name of a network namespace; default: the one
+   * the request is made in), and the error names that name and that namespace.
+   */
+  readonly exists?: { readonly link: string; readonly netns?: string | undefined } | undefined
 }
 
 export type ExchangeError = NetworkError | EnterError | KindNotInSet | PermissionDenied | SystemError
@@ -61,7 +65,9 @@ const errorOf = (operation: string, netns: string, item: Item | undefined, failu
     ...(failure.message === undefined ? {} : { kernelMessage: failure.message })
   }
   if (failure.errno === "ENODEV" && link !== undefined) return new LinkNotFound(fields)
-  if (failure.errno === "EEXIST" && item?.creates === true) return new LinkExists(fields)
+  if (failure.errno === "EEXIST" && item?.exists !== undefined) {
+    return new LinkExists({ ...fields, link: item.exists.link, netns: item.exists.netns ?? netns })
+  }
   if (isPermissionErrno(failure.errno)) return new NetworkPermissionDenied(fields)
   return new NetlinkError(fields)
 }
@@ -99,16 +105,16 @@ export const exchange = (
 
 /**
  * The net fd of `target` (held open while `f` runs), for `IFLA_NET_NS_FD`: the pinned thread shares
- * this process's fd table.
+ * this process's fd table; and the kernel's name of that namespace (`"net:[4026532290]"`).
  */
 export const withNetFd = <A, E, R>(
   operation: string,
   target: NamespaceSet,
-  f: (fd: number) => Effect.Effect<A, E, R>
+  f: (fd: number, netns: string) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | KindNotInSet | EnterError, R> =>
   withMembers(target, operation, (members): Effect.Effect<A, E | KindNotInSet, R> => {
     const net = members.get("net")
-    return net === undefined ? Effect.fail(new KindNotInSet({ operation, kind: "net" })) : f(net.fd)
+    return net === undefined ? Effect.fail(new KindNotInSet({ operation, kind: "net" })) : f(net.fd, idString(net))
   })
 
 /** Changes a link's flags (`IFF_UP`), found by name: an `RTM_NEWLINK` on an existing link. */
