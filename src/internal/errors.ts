@@ -621,6 +621,36 @@ export type NamespaceError =
   | ProcessMoved
 
 /**
+ * Every error a pinned thread can report: across the thread boundary each goes as its schema's
+ * encoded form (`WireError`), made by the thread without Effect (`failure.ts`, the worker's
+ * handlers) and checked against these types when it is compiled, and decoded on the main side
+ * with the classes' own schemas (`wire.ts`).
+ */
+export const wireErrors = [
+  PermissionDenied,
+  SystemError,
+  ProcessNotFound,
+  ProcessMoved,
+  PathRefused,
+  InvalidOptions,
+  AddressInUse,
+  CommandNotFound,
+  ModuleTaskError,
+  PayloadTooLarge,
+  OutputTooLarge,
+  ThreadFailure,
+  SetClosed,
+  LinkExists,
+  LinkNotFound,
+  NetworkPermissionDenied,
+  NetlinkError,
+  InvalidAddress
+] as const
+
+/** A pinned thread's error as it crosses: one of {@link wireErrors}, encoded. */
+export type WireError = (typeof wireErrors)[number]["Encoded"]
+
+/**
  * Logging an error shows its message. The classes' `message` is a getter (it is made from the
  * fields), which `util.inspect` (and so `console.error` and `console.log`) does not print: each
  * class shows its stack, which begins with the message, and then its fields.

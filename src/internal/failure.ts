@@ -6,7 +6,10 @@
  */
 import type { NamespaceKind } from "./kind.ts"
 import * as libc from "./libc.ts"
-import type { WireError } from "./protocol.ts"
+import type { PermissionDenied, SystemError } from "./errors.ts"
+
+/** A failed call as it crosses from a thread: `PermissionDenied` or `SystemError`, encoded. */
+export type SyscallWire = (typeof PermissionDenied)["Encoded"] | (typeof SystemError)["Encoded"]
 
 /** What a failure was about, beyond the call itself. */
 export interface SyscallContext {
@@ -44,7 +47,7 @@ export const helperError = (
   stderr: string,
   ending: { readonly code: number | null; readonly signal: string | null },
   context: SyscallContext = {}
-): WireError => {
+): SyscallWire => {
   const found = libc.errnoInMessage(stderr)
   const errno = found?.errno ?? "UNKNOWN"
   const how = ending.signal !== null ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`
@@ -68,7 +71,7 @@ export const syscallError = (
   operation: string,
   error: unknown,
   context: SyscallContext = {}
-): WireError => {
+): SyscallWire => {
   if (error instanceof libc.SyscallFailure) {
     return {
       _tag: tagOf(error.errno),

@@ -11,6 +11,7 @@
  */
 import type { NamespaceKind } from "./kind.ts"
 import type { DropReason } from "./drop.ts"
+import type { WireError } from "./errors.ts"
 
 /** One namespace of a set: its fd in this process and its identity (dev+inode of the nsfs file). */
 export interface Member {
@@ -219,10 +220,7 @@ export interface Request {
 }
 
 /** A typed error as plain data: `_tag` names a class of `errors.ts`, the rest are its fields. */
-export interface WireError {
-  readonly _tag: string
-  readonly [field: string]: unknown
-}
+export type { WireError } from "./errors.ts"
 
 export type Outcome =
   | { readonly ok: true; readonly value: unknown }

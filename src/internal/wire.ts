@@ -13,26 +13,7 @@ import type { SyscallFailure } from "./libc.ts"
 import { syscallError, type SyscallContext } from "./failure.ts"
 
 /** Every error a pinned thread can report, as one schema. */
-const WireErrorSchema = Schema.Union([
-  Errors.PermissionDenied,
-  Errors.SystemError,
-  Errors.ProcessNotFound,
-  Errors.ProcessMoved,
-  Errors.PathRefused,
-  Errors.InvalidOptions,
-  Errors.AddressInUse,
-  Errors.CommandNotFound,
-  Errors.ModuleTaskError,
-  Errors.PayloadTooLarge,
-  Errors.OutputTooLarge,
-  Errors.ThreadFailure,
-  Errors.SetClosed,
-  Errors.LinkExists,
-  Errors.LinkNotFound,
-  Errors.NetworkPermissionDenied,
-  Errors.NetlinkError,
-  Errors.InvalidAddress
-])
+const WireErrorSchema = Schema.Union(Errors.wireErrors)
 
 const decode = Schema.decodeUnknownExit(WireErrorSchema)
 

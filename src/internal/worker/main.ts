@@ -56,7 +56,7 @@ const unserved = new WeakSet<Outcome>()
 /** The failure of a request that the thread cannot serve, or whose task it found moved afterwards. */
 const threadFailure = (reason: DropReason): Outcome => {
   const namespaces: ReadonlyArray<Misplaced> | undefined = reason._tag === "Moved" ? reason.namespaces : undefined
-  return { ok: false, error: { _tag: "ThreadFailure", reason: describe(reason), tid: state.tid, namespaces } }
+  return { ok: false, error: { _tag: "ThreadFailure", reason: describe(reason), tid: state.tid, ...(namespaces === undefined ? {} : { namespaces }) } }
 }
 
 const unusable = (reason: DropReason): Outcome => {
